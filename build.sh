@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# codepane's one build script. Subcommands:
+#   deps    install the system packages the build and tests need (apt, as root)
+#   native  the portable core and its unit tests, natively, with ASan + UBSan
+#   wasm    the core compiled with emcc into build/wasm/libcpcore.a, plus a link test
+#   cjson   fetch cJSON's pinned source into build/cjson and print where it is
+#   test    everything above, then run every test suite
+#   clean   remove build/
+# Environment: CC (native compiler, default cc), CJSON_SRC (a cJSON source tree to use
+# for the wasm build instead of fetching one), EMCC (default: emcc on PATH).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BUILD="$ROOT/build"
+CC=${CC:-cc}
+EMCC=${EMCC:-emcc}
+
+# cJSON for the wasm build: Debian's source package, pinned by version and checksums.
+CJSON_DEB_VERSION=1.7.15-1+deb12u4
+CJSON_DEB_FILES=(
+  "cjson_1.7.15-1+deb12u4.dsc 764c2de141d680f4fb4cada30c526dacaa30ead061b9b9c34f2b81e2df0f8439"
+  "cjson_1.7.15.orig.tar.gz 5308fd4bd90cef7aa060558514de6a1a4a0819974a26e6ed13973c5f624c24b2"
+  "cjson_1.7.15-1+deb12u4.debian.tar.xz afd19a970966cf534ff1e9ec077d710a5e7e78eb4ec9b499c8bdc32e55da12cb"
+)
+# Elsewhere (no apt): the upstream release tarball of the same version. Debian's orig
+# tarball is that same GitHub tag archive (debian/watch), hence the same checksum.
+CJSON_UPSTREAM_URL=https://github.com/DaveGamble/cJSON/archive/refs/tags/v1.7.15.tar.gz
+CJSON_UPSTREAM_SHA256=5308fd4bd90cef7aa060558514de6a1a4a0819974a26e6ed13973c5f624c24b2
+
+WARN=(-std=c11 -Wall -Wextra -Wshadow -Werror)
+SANITIZE=(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+CORE_SRC=("$ROOT"/src/core/*.c)
+
+log() { printf '[build] %s\n' "$*" >&2; }
+die() { printf '[build] error: %s\n' "$*" >&2; exit 1; }
+
+# Debian packages the build and the tests need, by the command or file that shows them.
+DEPS=(
+  gcc make pkg-config dpkg-dev xz-utils ca-certificates
+  libcjson-dev
+  emscripten
+)
+
+cmd_deps() {
+  local missing=() p
+  for p in "${DEPS[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if command -v emcc >/dev/null 2>&1 && [ "$(command -v emcc)" != /usr/bin/emcc ]; then
+    # An emsdk on PATH is used as it is; do not pull Debian's emscripten beside it.
+    local keep=() m
+    for m in "${missing[@]}"; do [ "$m" = emscripten ] || keep+=("$m"); done
+    missing=("${keep[@]}")
+  fi
+  if [ ${#missing[@]} -gt 0 ]; then
+    local cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+    [ "$(id -u)" -eq 0 ] || die "missing packages; run as root: apt-get update && $cmd"
+    log "deps: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    log "deps: system packages present"
+  fi
+  # npm packages, exactly as package-lock.json pins them, when node_modules is not
+  # already that install.
+  if ! cmp -s "$ROOT/package-lock.json" "$ROOT/node_modules/.codepane-lock.json"; then
+    log "deps: npm ci"
+    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+    mkdir -p "$ROOT/node_modules"
+    cp "$ROOT/package-lock.json" "$ROOT/node_modules/.codepane-lock.json"
+  fi
+}
+
+# Native build: core objects and the unit test runner, sanitizers on.
+cmd_native() {
+  mkdir -p "$BUILD/native"
+  log "native: core + unit tests (ASan, UBSan)"
+  "$CC" "${WARN[@]}" -g -O1 "${SANITIZE[@]}" -I"$ROOT/src/core" \
+    "${CORE_SRC[@]}" "$ROOT"/tests/core/*.c -lcjson -lm -o "$BUILD/native/core-tests"
+}
+
+sha256_ok() { # file expected
+  [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]
+}
+
+# Fetch cJSON's source into build/cjson and print its directory.
+cjson_src() {
+  if [ -n "${CJSON_SRC:-}" ]; then
+    [ -f "$CJSON_SRC/cJSON.c" ] || die "CJSON_SRC=$CJSON_SRC has no cJSON.c"
+    echo "$CJSON_SRC"; return
+  fi
+  local dir="$BUILD/cjson" src="$BUILD/cjson/src"
+  if [ -f "$src/cJSON.c" ] && [ -f "$dir/.complete" ]; then echo "$src"; return; fi
+  rm -rf "$dir"; mkdir -p "$dir/dl"
+  if command -v apt-get >/dev/null 2>&1 && [ -f /usr/share/keyrings/debian-archive-keyring.gpg ]; then
+    # A private apt configuration: own sources list and state under build/, so the
+    # host's apt setup is left as it is.
+    local apt="$dir/apt" kr=/usr/share/keyrings/debian-archive-keyring.gpg
+    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/sources.list.d"
+    cat >"$apt/sources.list" <<EOT
+deb-src [signed-by=$kr] http://deb.debian.org/debian bookworm main
+deb-src [signed-by=$kr] http://deb.debian.org/debian-security bookworm-security main
+EOT
+    local opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o "Dir::Etc::SourceParts=$apt/sources.list.d"
+                -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o Debug::NoLocking=1
+                -o APT::Sandbox::User=root)
+    log "wasm: fetching cjson $CJSON_DEB_VERSION (Debian source package)"
+    apt-get "${opts[@]}" update -q >/dev/null
+    (cd "$dir/dl" && apt-get "${opts[@]}" source --download-only -q "cjson=$CJSON_DEB_VERSION" >/dev/null) \
+      || die "cjson $CJSON_DEB_VERSION is not in Debian's archive any more: update the pin in build.sh"
+    local entry f sum
+    for entry in "${CJSON_DEB_FILES[@]}"; do
+      f=${entry% *}; sum=${entry#* }
+      sha256_ok "$dir/dl/$f" "$sum" || die "checksum mismatch for $f"
+    done
+    # dpkg-source checks the tarballs against the .dsc; it cannot check the uploader's
+    # signature without Debian's keyring of maintainers, which the checksums above replace.
+    (cd "$dir/dl" && dpkg-source -q -x "cjson_${CJSON_DEB_VERSION}.dsc" "$src" >"$dir/dpkg-source.log" 2>&1) \
+      || { cat "$dir/dpkg-source.log" >&2; die "dpkg-source could not unpack cjson"; }
+  else
+    log "wasm: fetching cJSON 1.7.15 (upstream release)"
+    curl -fsSL -o "$dir/dl/cjson.tar.gz" "$CJSON_UPSTREAM_URL"
+    sha256_ok "$dir/dl/cjson.tar.gz" "$CJSON_UPSTREAM_SHA256" || die "checksum mismatch for cJSON tarball"
+    mkdir -p "$src" && tar -xzf "$dir/dl/cjson.tar.gz" -C "$src" --strip-components=1
+  fi
+  touch "$dir/.complete"
+  echo "$src"
+}
+
+# emcc from Debian runs its JS tools with the system node and needs Debian's node modules.
+emcc_env() {
+  if [ "$(command -v "$EMCC")" = /usr/bin/emcc ]; then
+    export NODE_PATH=/usr/share/nodejs${NODE_PATH:+:$NODE_PATH}
+  fi
+}
+
+cmd_wasm() {
+  command -v "$EMCC" >/dev/null || die "emcc not found: run ./build.sh deps (or put emsdk's emcc on PATH)"
+  emcc_env
+  local cj out="$BUILD/wasm" f o objs=()
+  cj=$(cjson_src)
+  mkdir -p "$out/obj" "$out/include/cjson"
+  cp "$cj/cJSON.h" "$out/include/cjson/cJSON.h"
+  log "wasm: core + cJSON → build/wasm/libcpcore.a"
+  for f in "${CORE_SRC[@]}"; do
+    o="$out/obj/$(basename "${f%.c}").o"
+    "$EMCC" "${WARN[@]}" -Oz -flto -I"$out/include" -I"$ROOT/src/core" -c "$f" -o "$o"
+    objs+=("$o")
+  done
+  # Third-party code is compiled as its authors ship it, without our warning set.
+  "$EMCC" -std=c11 -Oz -flto -c "$cj/cJSON.c" -o "$out/obj/cJSON.o"
+  objs+=("$out/obj/cJSON.o")
+  rm -f "$out/libcpcore.a"
+  emar rcs "$out/libcpcore.a" "${objs[@]}"
+  log "wasm: link test → build/wasm/link_test.mjs"
+  "$EMCC" "${WARN[@]}" -Oz -flto -I"$out/include" -I"$ROOT/src/core" \
+    "$ROOT/tests/wasm/link_test.c" "$out/libcpcore.a" \
+    -sMODULARIZE -sEXPORT_ES6 -sEXPORT_NAME=createLinkTest -sENVIRONMENT=web,worker \
+    -sFILESYSTEM=0 -sMALLOC=emmalloc -sALLOW_MEMORY_GROWTH \
+    -sEXPORTED_FUNCTIONS=_malloc,_free,_cp_link_test \
+    -sEXPORTED_RUNTIME_METHODS=UTF8ToString,stringToUTF8,lengthBytesUTF8 \
+    -o "$out/link_test.mjs"
+}
+
+cmd_test() {
+  cmd_native
+  cmd_wasm
+  log "test: core unit tests"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+    "$BUILD/native/core-tests"
+  log "test: wasm link test"
+  node --test "$ROOT/tests/wasm/link_test.mjs"
+}
+
+cmd_clean() { rm -rf "$BUILD"; }
+
+case "${1:-}" in
+  deps) cmd_deps ;;
+  native) cmd_native ;;
+  wasm) cmd_wasm ;;
+  cjson) cjson_src ;;
+  test) cmd_test ;;
+  clean) cmd_clean ;;
+  *) echo "usage: $0 {deps|native|wasm|cjson|test|clean}" >&2; exit 2 ;;
+esac
