@@ -2,7 +2,8 @@
  *
  * Encoders build a cJSON tree and print it compactly. Strings that may hold NUL bytes
  * (code, output chunks) go in as raw, already quoted JSON (cp_json_quote), because a
- * cJSON string would stop at the first NUL. The decoder of server frames follows the
+ * cJSON string would stop at the first NUL; the decoder of server frames reads such
+ * strings back the same way (cp_json_parse_keep_nul, see frame.h). It follows the
  * SDKs' validation order and messages (spec §6.3, §6.13) so the texts a user sees are the
  * ones the SDKs would show. */
 #include "frame.h"
@@ -44,119 +45,54 @@ static char *dup_str(const char *s)
     return p;
 }
 
-/* ---- NUL marking ------------------------------------------------------------------ */
-
-/* Copy of text with every \u0000 escape replaced by the single byte CP_FRAME_NUL_MARK.
- * Escapes only occur inside strings, so the walk needs no string state: it copies every
- * other escape pair as it is, which also keeps "\\u0000" (an escaped backslash) apart. */
-static char *mark_nuls(const char *text, size_t len, size_t *outlen)
-{
-    char *out = malloc(len ? len : 1), *o = out;
-    if (!out) return NULL;
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] != '\\') {
-            *o++ = text[i];
-        } else if (i + 5 < len && memcmp(text + i + 1, "u0000", 5) == 0) {
-            *o++ = CP_FRAME_NUL_MARK;
-            i += 5;
-        } else {
-            *o++ = text[i];
-            if (i + 1 < len) *o++ = text[++i];
-        }
-    }
-    *outlen = (size_t)(o - out);
-    return out;
-}
-
-/* Parse JSON text, turning escaped NULs into marks when that cannot be confused with a
- * byte of the text: the text holds no 0xFF, or its 0xFF bytes are marks already (the
- * inner text of a data string taken from a marked frame). */
-static cJSON *parse_marking(const char *text, size_t len, bool already_marked, bool *marked,
-                            char *err, size_t errcap)
-{
-    *marked = already_marked;
-    if (!text || !cp_json_has_nul_escape(text, len) ||
-        (!already_marked && memchr(text, (unsigned char)CP_FRAME_NUL_MARK, len)))
-        return cp_json_parse(text, len, err, errcap);
-    size_t n = 0;
-    char *copy = mark_nuls(text, len, &n);
-    if (!copy) {
-        set_err(err, errcap, "out of memory");
-        return NULL;
-    }
-    cJSON *v = cp_json_parse(copy, n, err, errcap);
-    free(copy);
-    *marked = true;
-    return v;
-}
-
-/* Cut a C string at its first mark, which is where cJSON alone would have cut it. */
-static void cut_at_mark(bool marked, char *s)
-{
-    if (!marked || !s) return;
-    char *m = strchr(s, CP_FRAME_NUL_MARK);
-    if (m) *m = '\0';
-}
-
-size_t cp_frame_bytes(const cp_frame *f, char *s)
-{
-    size_t n = strlen(s);
-    if (f->nul_marked)
-        for (size_t i = 0; i < n; i++)
-            if (s[i] == CP_FRAME_NUL_MARK) s[i] = '\0';
-    return n;
-}
-
-char *cp_frame_print(const cp_frame *f, const cJSON *item)
-{
-    char *text = cJSON_PrintUnformatted(item);
-    if (!text || !f->nul_marked) return text;
-    size_t len = strlen(text), marks = 0;
-    for (size_t i = 0; i < len; i++)
-        marks += text[i] == CP_FRAME_NUL_MARK;
-    if (!marks) return text;
-    /* A printed mark is a raw byte inside a string, so the escape is its exact meaning. */
-    char *out = malloc(len + 5 * marks + 1), *o = out;
-    if (out) {
-        for (size_t i = 0; i < len; i++) {
-            if (text[i] == CP_FRAME_NUL_MARK) {
-                memcpy(o, "\\u0000", 6);
-                o += 6;
-            } else {
-                *o++ = text[i];
-            }
-        }
-        *o = '\0';
-    }
-    free(text);
-    return out;
-}
-
 /* ---- decoding server frames (client side) ------------------------------------------ */
 
-/* The SDKs read `invocationId or requestId` (the first truthy one). */
-static const cJSON *pick_id(const cJSON *root)
+/* A string member read as cJSON alone would read it: one holding NUL (a raw item, see
+ * cp_json_parse_keep_nul) is replaced in parent by a string item cut at its first NUL.
+ * Returns the string; NULL when v is not a string or memory ran out. */
+static const char *cut_string(cJSON *parent, cJSON *v)
 {
-    const cJSON *inv = cJSON_GetObjectItemCaseSensitive(root, "invocationId");
+    if (!cJSON_IsRaw(v)) return cJSON_IsString(v) ? v->valuestring : NULL;
+    char *bytes = NULL;
+    size_t len = 0;
+    if (cp_json_bytes(v, &bytes, &len) != 1) return NULL;
+    cJSON *cut = cJSON_CreateString(bytes); /* stops at the first NUL */
+    free(bytes);
+    if (!cut) return NULL;
+    cut->string = v->string; /* the key moves over; v is deleted by the replace */
+    v->string = NULL;
+    cJSON_ReplaceItemViaPointer(parent, v, cut);
+    return cut->valuestring;
+}
+
+/* The SDKs read `invocationId or requestId` (the first truthy one). */
+static cJSON *pick_id(const cJSON *root)
+{
+    cJSON *inv = cJSON_GetObjectItemCaseSensitive(root, "invocationId");
     return cp_json_truthy(inv) ? inv : cJSON_GetObjectItemCaseSensitive(root, "requestId");
 }
 
-/* data as an object, or as a JSON string of an object (spec §6.3). On success *owned
- * says whether the returned tree is separate from the frame's. */
-static cJSON *read_data(cJSON *root, bool marked, bool *owned, bool *inner_marked, char *err,
-                        size_t errcap)
+/* data as an object, or as a JSON string of an object (spec §6.3), its text parsed with
+ * cp_json_parse_keep_nul. On success *owned says whether the returned tree is separate
+ * from the frame's, and *nul_escaped whether the text of data in string form escaped
+ * NUL. */
+static cJSON *read_data(cJSON *root, bool *owned, bool *nul_escaped, char *err, size_t errcap)
 {
     cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
     *owned = false;
-    *inner_marked = marked;
+    *nul_escaped = false;
     if (cJSON_IsObject(data)) return data;
-    if (!cJSON_IsString(data)) {
-        set_err(err, errcap, "data is required and must be an object");
+    char *text = NULL;
+    size_t len = 0;
+    int rc = cp_json_bytes(data, &text, &len);
+    if (rc <= 0) {
+        set_err(err, errcap, rc ? "out of memory" : "data is required and must be an object");
         return NULL;
     }
+    *nul_escaped = cp_json_has_nul_escape(text, len);
     char perr[PARSE_ERR_MAX];
-    cJSON *parsed = parse_marking(data->valuestring, strlen(data->valuestring), marked,
-                                  inner_marked, perr, sizeof perr);
+    cJSON *parsed = cp_json_parse_keep_nul(text, len, perr, sizeof perr);
+    free(text);
     if (!parsed) {
         set_err(err, errcap, "data is a string but not valid JSON: %s", perr);
         return NULL;
@@ -170,20 +106,12 @@ static cJSON *read_data(cJSON *root, bool marked, bool *owned, bool *inner_marke
     return parsed;
 }
 
-static const char *opt_string(cJSON *root, const char *key, bool marked)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
-    if (!cJSON_IsString(v)) return NULL;
-    cut_at_mark(marked, v->valuestring);
-    return v->valuestring;
-}
-
 int cp_frame_decode(const char *text, size_t len, cp_frame *f, char *err, size_t errcap)
 {
     memset(f, 0, sizeof *f);
     set_err(err, errcap, "%s", "");
     char perr[PARSE_ERR_MAX];
-    f->root = parse_marking(text, len, false, &f->nul_marked, perr, sizeof perr);
+    f->root = cp_json_parse_keep_nul(text, len, perr, sizeof perr);
     if (!f->root) {
         set_err(err, errcap, "Invalid JSON message: %s", perr);
         return -1;
@@ -192,24 +120,21 @@ int cp_frame_decode(const char *text, size_t len, cp_frame *f, char *err, size_t
         set_err(err, errcap, "Message must be a JSON object");
         return -1;
     }
-    const cJSON *id = pick_id(f->root);
-    if (cJSON_IsString(id)) cut_at_mark(f->nul_marked, id->valuestring);
-    if (!cJSON_IsString(id) || !id->valuestring[0]) {
+    const char *id = cut_string(f->root, pick_id(f->root));
+    if (!id || !id[0]) {
         set_err(err, errcap, "invocationId is required and must be a non-empty string");
         return -1;
     }
-    if (strlen(id->valuestring) > CP_ID_MAX) {
+    if (strlen(id) > CP_ID_MAX) {
         set_err(err, errcap, "invocationId is longer than %d bytes", CP_ID_MAX);
         return -1;
     }
-    f->invocation_id = id->valuestring;
-    f->source = opt_string(f->root, "source", f->nul_marked);
-    f->target = opt_string(f->root, "target", f->nul_marked);
-    bool inner_marked = false;
-    f->data = read_data(f->root, f->nul_marked, &f->data_owned, &inner_marked, err, errcap);
-    if (!f->data) return -1;
-    f->nul_marked = inner_marked;
-    return 0;
+    f->invocation_id = id;
+    f->source = cut_string(f->root, cJSON_GetObjectItemCaseSensitive(f->root, "source"));
+    f->target = cut_string(f->root, cJSON_GetObjectItemCaseSensitive(f->root, "target"));
+    bool nul_escaped = false;
+    f->data = read_data(f->root, &f->data_owned, &nul_escaped, err, errcap);
+    return f->data ? 0 : -1;
 }
 
 void cp_frame_free(cp_frame *f)
@@ -408,11 +333,11 @@ static cp_client_frame_kind read_client_body(cJSON *root, const char *text, size
         return CP_CLIENT_INVALID;
     }
 
-    bool owned = false, marked = false;
-    cJSON *data = read_data(root, false, &owned, &marked, err, errcap);
+    bool owned = false, nul_escaped = false;
+    cJSON *data = read_data(root, &owned, &nul_escaped, err, errcap);
     if (!data) return CP_CLIENT_INVALID;
     cp_client_frame_kind kind = CP_CLIENT_INVALID;
-    if (marked) { /* data was a JSON string whose text escaped NUL */
+    if (nul_escaped) { /* data was a JSON string whose text escaped NUL */
         set_err(err, errcap, "%s", NUL_REFUSED);
         goto done;
     }

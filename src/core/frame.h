@@ -42,22 +42,14 @@ typedef struct {
     const char *target;        /* borrowed; NULL when absent */
     cJSON *data;               /* an object: borrowed from root, or owned (string form) */
     bool data_owned;
-    bool nul_marked; /* NULs in strings are held as CP_FRAME_NUL_MARK (see below) */
 } cp_frame;
 
 /* cJSON strings are C strings, so a \u0000 escape would cut a string (a chunk of program
- * output, say) at the NUL. When the frame text escapes NUL and holds no 0xFF byte (which
- * valid UTF-8 never does), cp_frame_decode parses it with every NUL turned into this byte
- * and sets nul_marked; the id, source and target are still cut at the first NUL, as cJSON
- * would. cp_frame_bytes and cp_frame_print give the real bytes back. */
-#define CP_FRAME_NUL_MARK '\xff'
-
-/* Turn the marks of a string taken from f (a cJSON valuestring inside f) back into NUL
- * bytes, in place, and return its length in bytes. Use it last on that string. */
-size_t cp_frame_bytes(const cp_frame *f, char *s);
-
-/* Compact JSON text of an item of f, NULs written as \u0000. Heap string; NULL on OOM. */
-char *cp_frame_print(const cp_frame *f, const cJSON *item);
+ * output, say) at the NUL. cp_frame_decode parses with cp_json_parse_keep_nul (json.h),
+ * also the text of data in its string form: a string holding NUL is a raw item holding
+ * its JSON literal, which cp_json_bytes reads back byte-exact and cp_json_print prints
+ * with NUL as \u0000. The id, source and target are plain strings cut at their first NUL,
+ * as cJSON would cut them. */
 
 /* Validate and decode one server frame (spec §6.3): a JSON object with a non-empty
  * string invocationId (alias requestId) and data as an object or a JSON string of an

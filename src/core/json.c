@@ -139,11 +139,12 @@ char *cp_json_print(const cJSON *item)
  *
  * cJSON keeps strings as C strings, so "a\u0000b" comes out as "a". Program output may
  * hold NUL bytes and must survive byte-exact, so cp_json_parse_keep_nul rewrites the
- * text before cJSON sees it: inside string literals, the escape \u0000 becomes the pair
- * \u0001\u0001 and a byte 0x01 (escaped or raw) becomes \u0001\u0002. cJSON then
- * decodes without ever producing NUL, and every 0x01 in its output starts one of those
- * pairs, so undoing the pairs is unambiguous. Strings that turn out to hold NUL are
- * stored as raw items holding their JSON literal. */
+ * text before cJSON sees it: inside string literals, a NUL (the escape \u0000, or a raw
+ * NUL byte, which cJSON would copy and so cut at) becomes the pair \u0001\u0001 and a
+ * byte 0x01 (escaped or raw) becomes \u0001\u0002. cJSON then decodes without ever
+ * producing NUL, and every 0x01 in its output starts one of those pairs, so undoing the
+ * pairs is unambiguous. Strings that turn out to hold NUL are stored as raw items
+ * holding their JSON literal. */
 
 #define NUL_MARK '\x01'
 
@@ -170,6 +171,8 @@ static size_t nul_rewrite(const char *text, size_t len, char *out)
         } else if (c == '\\') {
             EMIT(&text[i], i + 1 < len ? 2 : 1); /* the escape and the character it escapes */
             i++;
+        } else if (c == '\0') {
+            EMIT("\\u0001\\u0001", 12);
         } else if (c == NUL_MARK) {
             EMIT("\\u0001\\u0002", 12);
         } else {
@@ -228,7 +231,7 @@ static bool nul_restore(cJSON *item)
 
 cJSON *cp_json_parse_keep_nul(const char *text, size_t len, char *err, size_t errcap)
 {
-    if (!text || len == 0 || !cp_json_has_nul_escape(text, len))
+    if (!text || len == 0 || (!cp_json_has_nul_escape(text, len) && !memchr(text, '\0', len)))
         return cp_json_parse(text, len, err, errcap);
     size_t n = nul_rewrite(text, len, NULL);
     char *rewritten = malloc(n + 1);
@@ -319,6 +322,12 @@ static size_t unquote(const char *lit, size_t len, char *out)
     return (size_t)(o - out);
 }
 
+bool cp_json_is_string(const cJSON *item)
+{
+    return cJSON_IsString(item) ||
+           (cJSON_IsRaw(item) && item->valuestring && item->valuestring[0] == '"');
+}
+
 int cp_json_bytes(const cJSON *item, char **out, size_t *len)
 {
     *out = NULL;
@@ -332,7 +341,7 @@ int cp_json_bytes(const cJSON *item, char **out, size_t *len)
         *len = n;
         return 1;
     }
-    if (!cJSON_IsRaw(item) || !item->valuestring || item->valuestring[0] != '"') return 0;
+    if (!cp_json_is_string(item)) return 0;
     size_t litlen = strlen(item->valuestring);
     char *buf = malloc(litlen + 1); /* decoding never grows a literal */
     if (!buf) return -1;

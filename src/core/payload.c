@@ -61,13 +61,6 @@ static bool has_member(const cJSON *obj, const char *key)
     return member(obj, key) != NULL;
 }
 
-/* A string value: a string item, or a raw one holding a string that has NUL bytes
- * (cp_json_parse_keep_nul makes those; nothing else in these trees is raw). */
-static bool is_text(const cJSON *v)
-{
-    return cJSON_IsString(v) || (cJSON_IsRaw(v) && v->valuestring && v->valuestring[0] == '"');
-}
-
 /* A member that is null reads as absent, as in both SDKs' short-key lookups. */
 static const cJSON *non_null(const cJSON *v)
 {
@@ -166,7 +159,7 @@ static int add_chunks(cp_result *r, const cJSON *v, bool is_stderr)
 {
     const cJSON *one = v;
     if (cJSON_IsArray(v)) one = v->child;
-    else if (!is_text(v)) return 0;
+    else if (!cp_json_is_string(v)) return 0;
     for (; one; one = cJSON_IsArray(v) ? one->next : NULL) {
         if (cJSON_IsNull(one)) continue;
         char *text;
@@ -259,7 +252,7 @@ static int add_new_item(cp_result *r, const cJSON *item)
     cp_result_item *it = cp_result_add_item(r);
     if (!it) return -1;
     if (cJSON_IsObject(item)) return fill_bundle(it, item);
-    if (is_text(item)) return fill_string_item(it, item);
+    if (cp_json_is_string(item)) return fill_string_item(it, item);
     return fill_text_item(it, item);
 }
 
@@ -415,7 +408,7 @@ static cJSON *unwrap(const cJSON *d, bool *oom)
     const cJSON *text = member(content->child, "text");
     char *s;
     size_t len;
-    int rc = is_text(text) ? cp_json_bytes(text, &s, &len) : 0;
+    int rc = cp_json_is_string(text) ? cp_json_bytes(text, &s, &len) : 0;
     if (rc <= 0) {
         *oom = rc < 0;
         return NULL;
@@ -501,7 +494,8 @@ static int linkurl_data(cp_result *r, const cJSON *data)
     size_t len = 0;
     const cJSON *content = member(result, "content");
     const cJSON *first = cJSON_IsArray(content) ? content->child : NULL;
-    const cJSON *pick = is_text(first) ? first : first_truthy(first, "text", "blob", "data");
+    const cJSON *pick =
+        cp_json_is_string(first) ? first : first_truthy(first, "text", "blob", "data");
     if (value_text(pick, &text, &len)) return fail_oom(r);
     int rc;
     if (cp_json_truthy(member(result, "isError"))) rc = route_failure(r, text);
@@ -529,7 +523,7 @@ int cp_payload_from_linkurl(int http_status, const char *body, size_t len,
             rc = route_failure(r, MSG_LINK_NO_DATA);
         } else if (cJSON_IsObject(data)) {
             rc = linkurl_data(r, data);
-        } else if (is_text(data)) {
+        } else if (cp_json_is_string(data)) {
             char *s;
             size_t slen;
             if (cp_json_bytes(data, &s, &slen) < 0) {
@@ -593,7 +587,7 @@ static int gateway_text(const cJSON *data, char **out, size_t *outlen)
     const char *keys[] = {"text", "blob", "data"};
     for (size_t i = 0; i < 3; i++) {
         const cJSON *v = member(c0, keys[i]);
-        if (is_text(v) && cp_json_truthy(v)) {
+        if (cp_json_is_string(v) && cp_json_truthy(v)) {
             char *s;
             size_t len;
             if (cp_json_bytes(v, &s, &len) < 0) return -1;

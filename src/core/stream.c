@@ -189,9 +189,9 @@ static size_t mask_match(const char *s, size_t *keylen)
  * truncateForLog(maskSensitiveData(JSON.stringify(data)), 2000): values of token-like keys
  * become "***", and text longer than CP_REMOTE_ERROR_MAX is cut (here in bytes, never
  * inside a UTF-8 sequence) and followed by "...". NULL on OOM. */
-static char *data_text(const cp_frame *f, const cJSON *data)
+static char *data_text(const cJSON *data)
 {
-    char *json = cp_frame_print(f, data);
+    char *json = cp_json_print(data);
     if (!json) return NULL;
     size_t len = strlen(json);
     /* A match is at least 10 bytes ("token":"") and grows by at most the 3 bytes of "***";
@@ -226,13 +226,13 @@ static char *data_text(const cp_frame *f, const cJSON *data)
 }
 
 /* Python's str() of a JSON value as the SDKs apply it to names and messages: a string is
- * itself (cut at a NUL, as a C string must be), anything else its JSON text. */
-static char *str_of(const cp_frame *f, const cJSON *v)
+ * itself (its bytes, so read as a C string it is cut at a NUL, as it must be), anything
+ * else its JSON text. NULL on OOM. */
+static char *str_of(const cJSON *v)
 {
-    static const char mark[] = {CP_FRAME_NUL_MARK, '\0'};
-    if (!cJSON_IsString(v)) return cp_frame_print(f, v);
-    const char *s = v->valuestring;
-    return dup_n(s, f->nul_marked ? strcspn(s, mark) : strlen(s));
+    char *s = NULL;
+    size_t len = 0;
+    return cp_json_bytes(v, &s, &len) ? s : cp_json_print(v);
 }
 
 static char *fmt_alloc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -270,41 +270,41 @@ static int item_copy(cp_result_item *dst, const cp_result_item *src)
 
 /* A string field of an item from one MIME key: absent or null leaves it unset, a string
  * is taken as it is, any other value as its JSON text. */
-static void mime_text(const cp_frame *f, const cJSON *mime, const char *key, char **field)
+static void mime_text(const cJSON *mime, const char *key, char **field)
 {
     const cJSON *v = member(mime, key);
-    if (v && !cJSON_IsNull(v)) *field = str_of(f, v);
+    if (v && !cJSON_IsNull(v)) *field = str_of(v);
 }
 
 /* A JSON field (json, chart): any value but null, as JSON text. */
-static void mime_json(const cp_frame *f, const cJSON *v, char **field)
+static void mime_json(const cJSON *v, char **field)
 {
-    if (v && !cJSON_IsNull(v)) *field = cp_frame_print(f, v);
+    if (v && !cJSON_IsNull(v)) *field = cp_json_print(v);
 }
 
 /* eventType "result" (spec §6.5, MIME keys only, §5.5). */
-static void build_item(const cp_frame *f, const cJSON *result, cp_result_item *it)
+static void build_item(const cJSON *result, cp_result_item *it)
 {
     memset(it, 0, sizeof *it);
     if (!cJSON_IsObject(result)) {
         /* Stringified, not main; absent reads as null. */
-        it->text = result ? str_of(f, result) : dup_str("null");
+        it->text = result ? str_of(result) : dup_str("null");
         return;
     }
     it->is_main_result = cp_json_truthy(member(result, "isMainResult")) ||
                          cp_json_truthy(member(result, "is_main_result"));
     const cJSON *mime = member(result, "mime");
     if (!cJSON_IsObject(mime)) return;
-    mime_text(f, mime, "text/plain", &it->text);
-    mime_text(f, mime, "text/html", &it->html);
-    mime_text(f, mime, "text/markdown", &it->markdown);
-    mime_text(f, mime, "image/png", &it->png);
-    mime_text(f, mime, "image/jpeg", &it->jpeg);
-    mime_text(f, mime, "image/svg+xml", &it->svg);
-    mime_json(f, member(mime, "application/json"), &it->json);
-    mime_text(f, mime, "text/latex", &it->latex);
+    mime_text(mime, "text/plain", &it->text);
+    mime_text(mime, "text/html", &it->html);
+    mime_text(mime, "text/markdown", &it->markdown);
+    mime_text(mime, "image/png", &it->png);
+    mime_text(mime, "image/jpeg", &it->jpeg);
+    mime_text(mime, "image/svg+xml", &it->svg);
+    mime_json(member(mime, "application/json"), &it->json);
+    mime_text(mime, "text/latex", &it->latex);
     const cJSON *v4 = member(mime, "application/vnd.vegalite.v4+json");
-    mime_json(f, cp_json_truthy(v4) ? v4 : member(mime, "application/vnd.vegalite.v5+json"),
+    mime_json(cp_json_truthy(v4) ? v4 : member(mime, "application/vnd.vegalite.v5+json"),
               &it->chart);
 }
 
@@ -312,29 +312,29 @@ static void build_item(const cp_frame *f, const cJSON *result, cp_result_item *i
  * name = code or "ExecutionError", value = message or error or "", traceback = the
  * codepane extension "traceback" when a non-empty string, else "traceId=<traceId>" or "";
  * anything else gives {ExecutionError, str(payload), ""}. */
-static void build_error(const cp_frame *f, const cJSON *data, cp_exec_error *e, char **payload)
+static void build_error(const cJSON *data, cp_exec_error *e, char **payload)
 {
     const cJSON *err = member(data, "error");
     const cJSON *p = cp_json_truthy(err) ? err : data;
-    *payload = cp_frame_print(f, p);
+    *payload = cp_json_print(p);
     memset(e, 0, sizeof *e);
     if (!cJSON_IsObject(p)) {
         e->name = dup_str("ExecutionError");
-        e->value = str_of(f, p);
+        e->value = str_of(p);
         e->traceback = dup_str("");
         return;
     }
     const cJSON *code = member(p, "code"), *msg = member(p, "message"), *inner = member(p, "error"),
                 *trace_id = member(p, "traceId");
     const cJSON *tb = member(p, "traceback");
-    e->name = cp_json_truthy(code) ? str_of(f, code) : dup_str("ExecutionError");
-    e->value = cp_json_truthy(msg)     ? str_of(f, msg)
-               : cp_json_truthy(inner) ? str_of(f, inner)
+    e->name = cp_json_truthy(code) ? str_of(code) : dup_str("ExecutionError");
+    e->value = cp_json_truthy(msg)     ? str_of(msg)
+               : cp_json_truthy(inner) ? str_of(inner)
                                        : dup_str("");
-    if (cJSON_IsString(tb) && (e->traceback = str_of(f, tb)) && e->traceback[0]) return;
+    if (cp_json_is_string(tb) && (e->traceback = str_of(tb)) && e->traceback[0]) return;
     free(e->traceback);
     if (cp_json_truthy(trace_id)) {
-        char *id = str_of(f, trace_id);
+        char *id = str_of(trace_id);
         e->traceback = id ? fmt_alloc("traceId=%s", id) : NULL;
         free(id);
     } else {
@@ -350,20 +350,22 @@ static void on_event(invocation *inv, cp_frame *f, cp_stream_cb cb, void *ud)
     cp_event ev = {.invocation_id = f->invocation_id};
     bool out = strcmp(type, "stdout") == 0;
     if (out || strcmp(type, "stderr") == 0) {
-        const cJSON *chunk = member(data, "chunk");
-        if (!cJSON_IsString(chunk)) return; /* non-string chunks are ignored */
-        size_t len = cp_frame_bytes(f, chunk->valuestring);
+        char *chunk = NULL;
+        size_t len = 0;
+        /* Non-string chunks are ignored (and so, short of memory, is a copy of one). */
+        if (cp_json_bytes(member(data, "chunk"), &chunk, &len) != 1) return;
         if (out)
-            cp_result_add_stdout(&inv->r, chunk->valuestring, len);
+            cp_result_add_stdout(&inv->r, chunk, len);
         else
-            cp_result_add_stderr(&inv->r, chunk->valuestring, len);
+            cp_result_add_stderr(&inv->r, chunk, len);
         ev.kind = out ? CP_EV_STDOUT : CP_EV_STDERR;
-        ev.chunk = chunk->valuestring;
+        ev.chunk = chunk;
         ev.len = len;
         emit(cb, ud, &ev);
+        free(chunk);
     } else if (strcmp(type, "result") == 0) {
         cp_result_item item;
-        build_item(f, member(data, "result"), &item);
+        build_item(member(data, "result"), &item);
         cp_result_item *slot = cp_result_add_item(&inv->r);
         if (slot) item_copy(slot, &item);
         ev.kind = CP_EV_RESULT;
@@ -373,7 +375,7 @@ static void on_event(invocation *inv, cp_frame *f, cp_stream_cb cb, void *ud)
     } else if (strcmp(type, "error") == 0) {
         cp_exec_error e;
         char *payload = NULL;
-        build_error(f, data, &e, &payload);
+        build_error(data, &e, &payload);
         cp_result_set_error(&inv->r, e.name, e.value, e.traceback);
         /* The names and messages are "" rather than NULL should memory have run out. */
         cp_exec_error shown = {e.name ? e.name : "", e.value ? e.value : "",
@@ -407,7 +409,7 @@ static void settle_end(invocation *inv, const cp_frame *f, cp_stream_cb cb, void
     r->execution_time = cJSON_IsNumber(time) && isfinite(time->valuedouble) ? time->valuedouble : 0;
 
     const cJSON *xe = member(data, "executionError");
-    char *xe_text = cp_json_truthy(xe) ? str_of(f, xe) : NULL;
+    char *xe_text = cp_json_truthy(xe) ? str_of(xe) : NULL;
     if (xe_text && !r->error) cp_result_set_error(r, "ExecutionError", xe_text, "");
     const char *status = cp_json_get_string(data, "status");
     bool failed = status && strcmp(status, "failed") == 0;
@@ -431,7 +433,7 @@ static void push(const cp_frame *f, cp_stream_cb cb, void *ud)
     const char *key = f->target;
     if (strcmp(key, "SDK") == 0 && f->source && f->source[0] && strcmp(f->source, "SDK") != 0)
         key = f->source;
-    char *payload = cp_frame_print(f, f->data);
+    char *payload = cp_json_print(f->data);
     cp_event ev = {.kind = CP_EV_PUSH,
                    .invocation_id = f->invocation_id,
                    .push_key = key,
@@ -452,25 +454,27 @@ static void fail_at(cp_stream *st, size_t at, cp_fail_kind kind, char *msg, cp_s
 static void dispatch(cp_stream *st, size_t at, cp_frame *f, cp_stream_cb cb, void *ud)
 {
     const cJSON *data = f->data;
-    const char *error = cp_json_get_string(data, "error");
+    /* A string error (NUL allowed) that is not empty. */
+    const cJSON *error = member(data, "error");
+    bool has_error = cp_json_is_string(error) && cp_json_truthy(error);
     const cJSON *phase = member(data, "phase");
     const char *ph = cJSON_IsString(phase) ? phase->valuestring : NULL;
-    if (ph && strcmp(ph, "event") == 0 && !(error && error[0])) {
+    if (ph && strcmp(ph, "event") == 0 && !has_error) {
         on_event(&st->items[at], f, cb, ud);
         return;
     }
-    if (ph && strcmp(ph, "end") == 0 && !(error && error[0])) {
+    if (ph && strcmp(ph, "end") == 0 && !has_error) {
         invocation inv = take(st, at);
         settle_end(&inv, f, cb, ud);
         return;
     }
-    char *text = data_text(f, data), *msg = NULL;
+    char *text = data_text(data), *msg = NULL;
     if (!text) {
         fail_at(st, at, CP_FAIL_PROTOCOL, NULL, cb, ud);
         return;
     }
     /* A non-empty string error is a remote error whatever the phase says. */
-    if ((error && error[0]) || (ph && strcmp(ph, "error") == 0)) {
+    if (has_error || (ph && strcmp(ph, "error") == 0)) {
         fail_at(st, at, CP_FAIL_REMOTE, text, cb, ud);
         return;
     }
@@ -478,7 +482,7 @@ static void dispatch(cp_stream *st, size_t at, cp_frame *f, cp_stream_cb cb, voi
         msg = fmt_alloc("WS message missing required data.phase; invocationId=%s, data=%s",
                         f->invocation_id, text);
     } else {
-        char *shown = cp_frame_print(f, phase);
+        char *shown = cp_json_print(phase);
         if (shown)
             msg = fmt_alloc("WS message has unsupported data.phase; invocationId=%s, "
                             "phase=%s, data=%s",

@@ -28,7 +28,7 @@
 typedef struct cp_stream cp_stream;
 
 typedef enum {
-    CP_EV_STDOUT,  /* chunk, len (NUL bytes kept, see CP_FRAME_NUL_MARK in frame.h) */
+    CP_EV_STDOUT,  /* chunk, len (NUL bytes kept, see cp_json_parse_keep_nul in json.h) */
     CP_EV_STDERR,  /* chunk, len */
     CP_EV_RESULT,  /* item */
     CP_EV_ERROR,   /* an eventType:"error" event: error (mapped), payload_json (what the

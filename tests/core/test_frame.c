@@ -1,5 +1,6 @@
 /* frame: exact text of every encoder, the server-frame decoder (spec §6.3) with its SDK
- * messages, NUL marking, and the client-frame classification of the server (§12.8-9). */
+ * messages, NUL bytes kept through it, and the client-frame classification of the server
+ * (§12.8-9). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -285,19 +286,29 @@ TEST(frame_decode_refuses_an_id_longer_than_the_limit)
     cp_frame_free(&f);
 }
 
-TEST(frame_decode_marks_escaped_nul_and_gives_the_bytes_back)
+/* The bytes of data member key, which must be a string (NUL allowed); heap, or NULL. */
+static char *data_bytes(const cp_frame *f, const char *key, size_t *len)
+{
+    char *out = NULL;
+    *len = 0;
+    CHECK_INT(cp_json_bytes(cJSON_GetObjectItemCaseSensitive(f->data, key), &out, len), 1);
+    return out;
+}
+
+TEST(frame_decode_keeps_escaped_nul_and_gives_the_bytes_back)
 {
     cp_frame f;
     char err[256];
     CHECK_INT(decode("{\"invocationId\":\"i\",\"data\":{\"chunk\":\"a\\u0000b\\u0000\"}}", &f, err),
               0);
-    CHECK(f.nul_marked);
-    char *printed = cp_frame_print(&f, f.data);
+    CHECK(cJSON_IsRaw(cJSON_GetObjectItemCaseSensitive(f.data, "chunk")));
+    char *printed = cp_json_print(f.data);
     CHECK_STR(printed, "{\"chunk\":\"a\\u0000b\\u0000\"}");
     free(printed);
-    cJSON *chunk = cJSON_GetObjectItemCaseSensitive(f.data, "chunk");
-    size_t n = cp_frame_bytes(&f, chunk->valuestring);
-    CHECK_MEM(chunk->valuestring, n, "a\0b\0", 4);
+    size_t n;
+    char *chunk = data_bytes(&f, "chunk", &n);
+    CHECK_MEM(chunk, n, "a\0b\0", 4);
+    free(chunk);
     cp_frame_free(&f);
 }
 
@@ -316,30 +327,33 @@ TEST(frame_decode_cuts_ids_at_an_escaped_nul_as_cjson_would)
     cp_frame_free(&f);
 }
 
-TEST(frame_decode_does_not_mark_an_escaped_backslash_before_u0000)
+TEST(frame_decode_does_not_take_an_escaped_backslash_before_u0000_for_nul)
 {
     cp_frame f;
     char err[256];
     CHECK_INT(decode("{\"invocationId\":\"i\",\"data\":{\"c\":\"\\\\u0000\"}}", &f, err), 0);
-    CHECK(!f.nul_marked);
+    CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(f.data, "c")));
     CHECK_STR(cp_json_get_string(f.data, "c"), "\\u0000");
     cp_frame_free(&f);
 }
 
-TEST(frame_decode_falls_back_to_cutting_when_the_text_holds_byte_ff)
+TEST(frame_decode_keeps_nul_when_the_text_holds_byte_ff)
 {
-    /* Not UTF-8 (a text frame never is this), so marks could be confused: cJSON cuts. */
+    /* Not UTF-8 (a text frame never is this), yet NULs are still kept exactly. */
     cp_frame f;
     char err[256];
     CHECK_INT(
         decode("{\"invocationId\":\"i\",\"data\":{\"c\":\"a\\u0000b\",\"x\":\"\xff\"}}", &f, err),
         0);
-    CHECK(!f.nul_marked);
-    CHECK_STR(cp_json_get_string(f.data, "c"), "a");
+    size_t n;
+    char *c = data_bytes(&f, "c", &n);
+    CHECK_MEM(c, n, "a\0b", 3);
+    free(c);
+    CHECK_STR(cp_json_get_string(f.data, "x"), "\xff");
     cp_frame_free(&f);
 }
 
-TEST(frame_decode_marks_nul_inside_a_data_string)
+TEST(frame_decode_keeps_nul_inside_a_data_string)
 {
     cp_frame f;
     char err[256];
@@ -348,18 +362,18 @@ TEST(frame_decode_marks_nul_inside_a_data_string)
         decode("{\"invocationId\":\"i\",\"data\":\"{\\\"c\\\":\\\"a\\\\u0000b\\\"}\"}", &f, err),
         0);
     CHECK(f.data_owned);
-    CHECK(f.nul_marked);
-    cJSON *c = cJSON_GetObjectItemCaseSensitive(f.data, "c");
-    size_t n = cp_frame_bytes(&f, c->valuestring);
-    CHECK_MEM(c->valuestring, n, "a\0b", 3);
+    size_t n;
+    char *c = data_bytes(&f, "c", &n);
+    CHECK_MEM(c, n, "a\0b", 3);
+    free(c);
     cp_frame_free(&f);
-    /* NUL escaped in the outer text lands in the data string as a mark already. */
+    /* NUL escaped in the outer text is a raw NUL byte in the data string's own text. */
     CHECK_INT(decode("{\"invocationId\":\"i\",\"data\":\"{\\\"c\\\":\\\"x\\u0000\\\"}\"}", &f, err),
               0);
-    CHECK(f.nul_marked);
-    c = cJSON_GetObjectItemCaseSensitive(f.data, "c");
-    n = cp_frame_bytes(&f, c->valuestring);
-    CHECK_MEM(c->valuestring, n, "x\0", 2);
+    CHECK(f.data_owned);
+    c = data_bytes(&f, "c", &n);
+    CHECK_MEM(c, n, "x\0", 2);
+    free(c);
     cp_frame_free(&f);
 }
 
@@ -555,6 +569,11 @@ TEST(frame_read_client_classification_table)
         {"{\"invocationId\":\"a\",\"data\":\"{\\\"method\\\":\\\"run_code\\\",\\\"mode\\\":"
          "\\\"stream\\\",\\\"params\\\":{\\\"language\\\":\\\"r\\\",\\\"code\\\":\\\"\\\\u0000\\\"}"
          "}\"}",
+         "NUL characters (\\u0000) are not accepted in a frame"},
+        /* the same with a byte 0xFF in the data string: still refused, never run cut */
+        {"{\"invocationId\":\"a\",\"data\":\"{\\\"method\\\":\\\"run_code\\\",\\\"mode\\\":"
+         "\\\"stream\\\",\\\"params\\\":{\\\"language\\\":\\\"r\\\",\\\"code\\\":"
+         "\\\"\\\\u0000\xff\\\"}}\"}",
          "NUL characters (\\u0000) are not accepted in a frame"},
         {"{\"invocationId\":\"a\",\"target\":3," RUN_DATA(
              "{\"language\":\"r\",\"code\":\"1\"}") "}",

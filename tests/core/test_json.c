@@ -1,4 +1,5 @@
-/* json: the depth limit, exact-length parsing, quoting with NUL, truthiness. */
+/* json: the depth limit, exact-length parsing, quoting with NUL, truthiness, and strings
+ * holding NUL (cp_json_parse_keep_nul, cp_json_bytes). */
 #include <stdlib.h>
 
 #include "check.h"
@@ -104,4 +105,121 @@ TEST(json_truthiness_follows_python)
         cJSON_Delete(v);
     }
     CHECK(!cp_json_truthy(NULL));
+}
+
+/* ---- strings holding NUL: cp_json_parse_keep_nul, cp_json_bytes ------------------------- */
+
+static cJSON *parse_keep(const char *s, size_t len)
+{
+    char err[128];
+    cJSON *v = cp_json_parse_keep_nul(s, len, err, sizeof err);
+    CHECK(v != NULL);
+    return v;
+}
+
+/* item is a string value whose bytes are exactly expected[0..explen), NUL-terminated. */
+static void check_bytes(const cJSON *item, const char *expected, size_t explen)
+{
+    char *out = NULL;
+    size_t len = 0;
+    CHECK(cp_json_is_string(item));
+    CHECK_INT(cp_json_bytes(item, &out, &len), 1);
+    CHECK_MEM(out, len, expected, explen);
+    if (out) CHECK_INT(out[len], '\0');
+    free(out);
+}
+
+TEST(json_keep_nul_reads_every_string_back_exact)
+{
+    static const struct {
+        const char *text;
+        size_t len; /* of text; 0: strlen */
+        bool raw;   /* a raw item (the string holds NUL), else a string item */
+        const char *bytes;
+        size_t nbytes;
+        const char *printed;
+    } cases[] = {
+        {"\"x\\u0000y\"", 0, true, "x\0y", 3, "\"x\\u0000y\""},
+        {"\"\\u0000\"", 0, true, "\0", 1, "\"\\u0000\""},
+        /* no NUL: a string item, as cp_json_parse gives it */
+        {"\"pl\\u00e9in\\n\"", 0, false, "pl\xc3\xa9in\n", 7, "\"pl\xc3\xa9in\\n\""},
+        /* an escaped backslash before u0000 is text, not a NUL */
+        {"\"a\\\\u0000\"", 0, false, "a\\u0000", 7, "\"a\\\\u0000\""},
+        /* an escaped backslash, then a real NUL escape */
+        {"\"\\\\\\u0000\"", 0, true, "\\\0", 2, "\"\\\\\\u0000\""},
+        /* escaped and raw 0x01 around a NUL: the rewrite's pairs must not mix them up */
+        {"\"\\u0001\\u0000\x01\\u0001\"", 0, true, "\x01\0\x01\x01", 4,
+         "\"\\u0001\\u0000\\u0001\\u0001\""},
+        /* a raw NUL byte inside the literal, as in JSON text taken from a decoded string
+         * that held NUL */
+        {"\"a\0b\"", 5, true, "a\0b", 3, "\"a\\u0000b\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *text = cases[i].text;
+        cJSON *v = parse_keep(text, cases[i].len ? cases[i].len : strlen(text));
+        if (!v) continue;
+        if (cases[i].raw ? !cJSON_IsRaw(v) : !cJSON_IsString(v))
+            cp_check_fail(__FILE__, __LINE__, "case %zu: item type %d", i, v->type);
+        check_bytes(v, cases[i].bytes, cases[i].nbytes);
+        char *printed = cp_json_print(v);
+        CHECK_STR(printed, cases[i].printed);
+        free(printed);
+        cJSON_Delete(v);
+    }
+}
+
+TEST(json_keep_nul_turns_members_and_elements_with_nul_into_raw_items)
+{
+    static const char text[] = "{\"a\":\"x\\u0000y\",\"b\":[1,\"\\u0000\"],\"c\":\"plain\"}";
+    cJSON *v = parse_keep(text, sizeof text - 1);
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(v, "a");
+    CHECK(cJSON_IsRaw(a));
+    CHECK_STR(a->valuestring, "\"x\\u0000y\"");
+    check_bytes(a, "x\0y", 3);
+    const cJSON *b1 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(v, "b"), 1);
+    CHECK(cJSON_IsRaw(b1));
+    check_bytes(b1, "\0", 1);
+    CHECK_STR(cp_json_get_string(v, "c"), "plain");
+    /* printing the tree reproduces the text, NUL as \u0000 */
+    char *printed = cp_json_print(v);
+    CHECK_STR(printed, text);
+    free(printed);
+    cJSON_Delete(v);
+}
+
+TEST(json_keep_nul_cuts_object_keys_at_their_first_nul)
+{
+    static const char text[] = "{\"k\\u0000x\":\"v\\u0000\"}";
+    cJSON *v = parse_keep(text, sizeof text - 1);
+    CHECK(v->child && v->child->string);
+    CHECK_STR(v->child->string, "k");
+    CHECK(cJSON_IsRaw(v->child));
+    cJSON_Delete(v);
+}
+
+TEST(json_keep_nul_refuses_a_raw_nul_byte_after_the_value)
+{
+    char err[128];
+    CHECK(cp_json_parse_keep_nul("[1]\0", 4, err, sizeof err) == NULL);
+    CHECK_STR(err, "invalid JSON: trailing characters");
+}
+
+TEST(json_bytes_of_a_non_string_is_0_and_allocates_nothing)
+{
+    static const char text[] = "[1,null,true,{},[]]";
+    cJSON *v = parse_keep(text, sizeof text - 1);
+    cJSON_AddItemToArray(v, cJSON_CreateRaw("[1]")); /* raw, but not a string literal */
+    for (const cJSON *it = v ? v->child : NULL; it; it = it->next) {
+        char *out = (char *)1;
+        size_t len = 7;
+        CHECK(!cp_json_is_string(it));
+        CHECK_INT(cp_json_bytes(it, &out, &len), 0);
+        CHECK(out == NULL);
+        CHECK_INT(len, 0);
+    }
+    cJSON_Delete(v);
+    char *out = NULL;
+    size_t len = 0;
+    CHECK(!cp_json_is_string(NULL));
+    CHECK_INT(cp_json_bytes(NULL, &out, &len), 0);
 }

@@ -1267,20 +1267,26 @@ TEST(stream_nul_in_text_fields_cuts_them_and_json_keeps_it_escaped)
     CHECK_STR(r.ev[1].err_name, "E");
     CHECK_STR(r.ev[1].err_value, "m");
     CHECK_STR(r.ev[1].payload, "{\"code\":\"E\\u0000F\",\"message\":\"m\\u0000n\"}");
+    /* a string error holding NUL is a remote error; the data text keeps \u0000 */
+    feed_data(st, &r, "inv1", "\"error\":\"\\u0000x\",\"phase\":\"event\"");
+    CHECK_INT(r.n, 4);
+    CHECK_INT(r.ev[2].fail, CP_FAIL_REMOTE);
+    CHECK_STR(r.ev[2].message, "{\"error\":\"\\u0000x\",\"phase\":\"event\"}");
+    CHECK_INT(r.ev[3].kind, CP_EV_DONE);
     rec_free(&r);
     cp_stream_free(st);
 }
 
-TEST(stream_nul_is_cut_when_the_frame_holds_a_raw_ff_byte)
+TEST(stream_nul_is_kept_when_the_frame_holds_a_raw_ff_byte)
 {
-    /* Invalid UTF-8 (no text frame carries it) disables NUL marking: cJSON cuts. */
+    /* Invalid UTF-8 (no text frame carries it) changes nothing: the NUL is kept. */
     cp_stream *st = begin1("inv1");
     rec r = {0};
     feed_data(st, &r, "inv1",
               "\"phase\":\"event\",\"eventType\":\"stdout\",\"chunk\":\"a\\u0000b\","
               "\"x\":\"\xff\"");
     CHECK_INT(r.n, 1);
-    CHECK_MEM(r.ev[0].bytes, r.ev[0].len, "a", 1);
+    CHECK_MEM(r.ev[0].bytes, r.ev[0].len, "a\0b", 3);
     rec_free(&r);
     cp_stream_free(st);
 }
