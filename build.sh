@@ -3,6 +3,7 @@
 #   deps    install the system packages the build and tests need (apt, as root)
 #   native  the portable core and its unit tests, natively, with ASan + UBSan
 #   wasm    the core compiled with emcc into build/wasm/libcpcore.a, plus a link test
+#   server  codepane-server into build/server/codepane-server
 #   cjson   fetch cJSON's pinned source into build/cjson and print where it is
 #   test    everything above, then run every test suite
 #   clean   remove build/
@@ -39,6 +40,9 @@ DEPS=(
   gcc make pkg-config dpkg-dev xz-utils ca-certificates
   libcjson-dev
   emscripten
+  # codepane-server and the sandboxed languages
+  libcivetweb-dev libseccomp-dev bubblewrap
+  python3 nodejs openjdk-17-jdk-headless r-base-core
 )
 
 cmd_deps() {
@@ -78,6 +82,18 @@ cmd_native() {
   log "native: core + unit tests (ASan, UBSan)"
   "$CC" "${WARN[@]}" -g -O1 "${SANITIZE[@]}" -I"$ROOT/src/core" \
     "${CORE_SRC[@]}" "$ROOT"/tests/core/*.c -lcjson -lm -o "$BUILD/native/core-tests"
+}
+
+# codepane-server: src/server + src/core, optimised, warnings as errors. SERVER_SANITIZE=1
+# builds it with ASan + UBSan instead.
+cmd_server() {
+  mkdir -p "$BUILD/server"
+  local flags=(-O2 -g)
+  [ "${SERVER_SANITIZE:-0}" = 1 ] && flags=(-O1 -g "${SANITIZE[@]}")
+  log "server: build/server/codepane-server"
+  "$CC" "${WARN[@]}" "${flags[@]}" -pthread -I"$ROOT/src/core" -I"$ROOT/src/server" \
+    "${CORE_SRC[@]}" "$ROOT"/src/server/*.c \
+    -lcivetweb -lcjson -lseccomp -lm -o "$BUILD/server/codepane-server"
 }
 
 sha256_ok() { # file expected
@@ -169,8 +185,8 @@ cmd_test() {
   log "test: core unit tests"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
     "$BUILD/native/core-tests"
-  log "test: wasm link test"
-  node --test "$ROOT/tests/wasm/link_test.mjs"
+  log "test: node suites (wasm core)"
+  node --test --test-concurrency=1 "$ROOT"/tests/wasm/*.test.mjs
 }
 
 cmd_clean() { rm -rf "$BUILD"; }
@@ -180,7 +196,8 @@ case "${1:-}" in
   native) cmd_native ;;
   wasm) cmd_wasm ;;
   cjson) cjson_src ;;
+  server) cmd_server ;;
   test) cmd_test ;;
   clean) cmd_clean ;;
-  *) echo "usage: $0 {deps|native|wasm|cjson|test|clean}" >&2; exit 2 ;;
+  *) echo "usage: $0 {deps|native|wasm|server|cjson|test|clean}" >&2; exit 2 ;;
 esac
