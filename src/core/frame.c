@@ -16,7 +16,7 @@
 
 #include "json.h"
 #include "lang.h"
-#include "limits.h"
+#include "core_limits.h"
 
 /* Reasons from cp_json_parse are short ("invalid JSON: trailing characters"). */
 #define PARSE_ERR_MAX 96

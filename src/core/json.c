@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "limits.h"
+#include "core_limits.h"
 
 static void set_err(char *err, size_t errcap, const char *msg)
 {

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "limits.h"
+#include "core_limits.h"
 
 static const struct {
     const char *name;

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "json.h"
-#include "limits.h"
+#include "core_limits.h"
 
 #define TOOL_NAME "run_code"
 

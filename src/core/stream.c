@@ -20,7 +20,7 @@
 
 #include "frame.h"
 #include "json.h"
-#include "limits.h"
+#include "core_limits.h"
 
 /* cp_frame_decode's reasons are short; the long ones (with data) are built on the heap. */
 #define DECODE_ERR_MAX 256

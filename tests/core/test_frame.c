@@ -7,7 +7,7 @@
 #include "check.h"
 #include "frame.h"
 #include "json.h"
-#include "limits.h"
+#include "core_limits.h"
 
 #define DFLT_TIMEOUT 60.0
 #define MAX_TIMEOUT  600.0

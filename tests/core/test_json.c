@@ -4,7 +4,7 @@
 
 #include "check.h"
 #include "json.h"
-#include "limits.h"
+#include "core_limits.h"
 
 static cJSON *parse(const char *s, char *err)
 {

@@ -6,7 +6,7 @@
 
 #include "check.h"
 #include "frame.h"
-#include "limits.h"
+#include "core_limits.h"
 #include "stream.h"
 
 #define MAX_EVENTS 32

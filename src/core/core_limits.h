@@ -1,8 +1,8 @@
 /* codepane core: every size and depth limit of the portable core, in one place.
  * Values are part of the protocol contract between client and server; change them
  * here, and the docs (docs/protocol.md) in the same commit. */
-#ifndef CP_LIMITS_H
-#define CP_LIMITS_H
+#ifndef CP_CORE_LIMITS_H
+#define CP_CORE_LIMITS_H
 
 /* Deepest JSON nesting any core parser accepts. AGB frames and payloads nest at most
  * about six levels (frame → data → result → mime → chart spec); Vega-Lite specs inside
