@@ -232,18 +232,6 @@ char *cp_frame_chunk(const char *invocation_id, const char *source, long seq, bo
     return print_and_delete(root, ok);
 }
 
-/* json and chart hold JSON text: embed it as it is when it is JSON, else as a string so
- * the frame stays valid. */
-static bool add_json_text(cJSON *obj, const char *key, const char *json_text)
-{
-    if (!json_text) return true;
-    cJSON *check = cp_json_parse(json_text, strlen(json_text), NULL, 0);
-    bool valid = check != NULL;
-    cJSON_Delete(check);
-    if (!valid) return add_str(obj, key, json_text);
-    return cJSON_AddRawToObject(obj, key, json_text) != NULL;
-}
-
 static bool add_opt_str(cJSON *obj, const char *key, const char *value)
 {
     return !value || add_str(obj, key, value);
@@ -255,18 +243,14 @@ char *cp_frame_result(const char *invocation_id, const char *source, long seq,
     cJSON *data = NULL, *result = NULL, *mime = NULL;
     cJSON *root = server_frame(invocation_id, source, "event", seq, &data);
     if (!root) return NULL;
-    bool ok =
-        add_str(data, "eventType", "result") &&
-        (result = cJSON_AddObjectToObject(data, "result")) &&
-        (mime = cJSON_AddObjectToObject(result, "mime")) &&
-        add_opt_str(mime, "text/plain", item->text) && add_opt_str(mime, "text/html", item->html) &&
-        add_opt_str(mime, "text/markdown", item->markdown) &&
-        add_opt_str(mime, "image/png", item->png) && add_opt_str(mime, "image/jpeg", item->jpeg) &&
-        add_opt_str(mime, "image/svg+xml", item->svg) &&
-        add_json_text(mime, "application/json", item->json) &&
-        add_opt_str(mime, "text/latex", item->latex) &&
-        add_json_text(mime, "application/vnd.vegalite.v4+json", item->chart) &&
-        cJSON_AddBoolToObject(result, "isMainResult", item->is_main_result);
+    bool ok = add_str(data, "eventType", "result") &&
+              (result = cJSON_AddObjectToObject(data, "result")) &&
+              (mime = cp_item_to_bundle(item));
+    if (ok && !cJSON_AddItemToObject(result, "mime", mime)) {
+        cJSON_Delete(mime);
+        ok = false;
+    }
+    ok = ok && cJSON_AddBoolToObject(result, "isMainResult", item->is_main_result);
     return print_and_delete(root, ok);
 }
 

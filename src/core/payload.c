@@ -42,15 +42,6 @@
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
-static char *dup_bytes(const char *s, size_t len)
-{
-    char *p = malloc(len + 1);
-    if (!p) return NULL;
-    if (len) memcpy(p, s, len);
-    p[len] = '\0';
-    return p;
-}
-
 static const cJSON *member(const cJSON *obj, const char *key)
 {
     return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
@@ -193,17 +184,7 @@ static void set_count_and_time(cp_result *r, const cJSON *d)
  * truthy wins; isMainResult then is_main_result. */
 static int fill_bundle(cp_result_item *it, const cJSON *o)
 {
-    if (set_text_field(&it->text, first_truthy(o, "text/plain", "text", NULL)) ||
-        set_text_field(&it->html, first_truthy(o, "text/html", "html", NULL)) ||
-        set_text_field(&it->markdown, first_truthy(o, "text/markdown", "markdown", NULL)) ||
-        set_text_field(&it->png, first_truthy(o, "image/png", "png", NULL)) ||
-        set_text_field(&it->jpeg, first_truthy(o, "image/jpeg", "jpeg", NULL)) ||
-        set_text_field(&it->svg, first_truthy(o, "image/svg+xml", "svg", NULL)) ||
-        set_json_field(&it->json, first_truthy(o, "application/json", "json", NULL)) ||
-        set_text_field(&it->latex, first_truthy(o, "text/latex", "latex", NULL)) ||
-        set_json_field(&it->chart, first_truthy(o, "application/vnd.vegalite.v4+json",
-                                                "application/vnd.vegalite.v5+json", "chart")))
-        return -1;
+    if (cp_item_from_bundle(it, o, true)) return -1;
     it->is_main_result =
         cp_json_truthy(member(o, "isMainResult")) || cp_json_truthy(member(o, "is_main_result"));
     return 0;
@@ -263,7 +244,7 @@ static int add_new_item(cp_result *r, const cJSON *item)
 static int parse_plain(cp_result *r, const char *text, size_t len)
 {
     cp_result_item *it = cp_result_add_item(r);
-    if (!it || !(it->text = dup_bytes(text, len))) return -1;
+    if (!it || !(it->text = cp_strndup(text, len))) return -1;
     it->is_main_result = true;
     return cp_result_add_stdout(r, text, len);
 }
@@ -616,7 +597,7 @@ int cp_payload_from_gateway(int http_status, const char *body, size_t len,
     if (!transport_error) {
         root = cp_json_parse_keep_nul(body, len, NULL, 0);
         /* A body that is not JSON is the error text, as the TS HTTP client reports it. */
-        if (!root && body && len && !(body_text = dup_bytes(body, len))) {
+        if (!root && body && len && !(body_text = cp_strndup(body, len))) {
             rc = fail_oom(r);
             goto out;
         }
@@ -682,36 +663,11 @@ static bool add_chunk_array(cJSON *o, const char *key, const cp_strlist *l)
     return true;
 }
 
-/* One result item back to its MIME bundle (spec §12.5). */
+/* One result item back to its MIME bundle with isMainResult (spec §12.5). */
 static cJSON *bundle(const cp_result_item *it)
 {
-    static const struct {
-        const char *mime;
-        size_t offset;
-        bool json;
-    } map[] = {
-        {"text/plain", offsetof(cp_result_item, text), false},
-        {"text/html", offsetof(cp_result_item, html), false},
-        {"text/markdown", offsetof(cp_result_item, markdown), false},
-        {"image/png", offsetof(cp_result_item, png), false},
-        {"image/jpeg", offsetof(cp_result_item, jpeg), false},
-        {"image/svg+xml", offsetof(cp_result_item, svg), false},
-        {"application/json", offsetof(cp_result_item, json), true},
-        {"text/latex", offsetof(cp_result_item, latex), false},
-        {"application/vnd.vegalite.v4+json", offsetof(cp_result_item, chart), true},
-    };
-    cJSON *o = cJSON_CreateObject();
-    if (!o) return NULL;
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
-        const char *v = *(char *const *)((const char *)it + map[i].offset);
-        if (!v) continue;
-        if (!(map[i].json ? cJSON_AddRawToObject(o, map[i].mime, v)
-                          : cJSON_AddStringToObject(o, map[i].mime, v))) {
-            cJSON_Delete(o);
-            return NULL;
-        }
-    }
-    if (!cJSON_AddBoolToObject(o, "isMainResult", it->is_main_result)) {
+    cJSON *o = cp_item_to_bundle(it);
+    if (o && !cJSON_AddBoolToObject(o, "isMainResult", it->is_main_result)) {
         cJSON_Delete(o);
         return NULL;
     }

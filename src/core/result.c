@@ -8,7 +8,7 @@
 
 #include "json.h"
 
-static char *dup_bytes(const char *s, size_t len)
+char *cp_strndup(const char *s, size_t len)
 {
     char *p = malloc(len + 1);
     if (!p) return NULL;
@@ -20,7 +20,7 @@ static char *dup_bytes(const char *s, size_t len)
 static int replace(char **field, const char *value)
 {
     char *copy = NULL;
-    if (value && !(copy = dup_bytes(value, strlen(value)))) return -1;
+    if (value && !(copy = cp_strndup(value, strlen(value)))) return -1;
     free(*field);
     *field = copy;
     return 0;
@@ -48,7 +48,7 @@ static int strlist_add(cp_strlist *l, const char *s, size_t len)
         l->items = items;
         l->cap = cap;
     }
-    char *copy = dup_bytes(s, len);
+    char *copy = cp_strndup(s, len);
     if (!copy) return -1;
     l->items[l->count].ptr = copy;
     l->items[l->count].len = len;
@@ -133,6 +133,87 @@ cp_result_item *cp_result_add_item(cp_result *r)
 int cp_item_set(char **field, const char *value)
 {
     return replace(field, value);
+}
+
+/* ---- MIME bundles ----------------------------------------------------------------- */
+
+static const struct {
+    const char *mime, *mime2, *short_key;
+    size_t offset;
+    bool json;
+} mime_fields[] = {
+    {"text/plain", NULL, "text", offsetof(cp_result_item, text), false},
+    {"text/html", NULL, "html", offsetof(cp_result_item, html), false},
+    {"text/markdown", NULL, "markdown", offsetof(cp_result_item, markdown), false},
+    {"image/png", NULL, "png", offsetof(cp_result_item, png), false},
+    {"image/jpeg", NULL, "jpeg", offsetof(cp_result_item, jpeg), false},
+    {"image/svg+xml", NULL, "svg", offsetof(cp_result_item, svg), false},
+    {"application/json", NULL, "json", offsetof(cp_result_item, json), true},
+    {"text/latex", NULL, "latex", offsetof(cp_result_item, latex), false},
+    {"application/vnd.vegalite.v4+json", "application/vnd.vegalite.v5+json", "chart",
+     offsetof(cp_result_item, chart), true},
+};
+#define NMIME_FIELDS (sizeof mime_fields / sizeof mime_fields[0])
+
+static char **field_at(cp_result_item *it, size_t i)
+{
+    return (char **)((char *)it + mime_fields[i].offset);
+}
+
+/* Python's `a or b or c`: the first truthy value, else the last candidate as it is
+ * (absent and null leave the field unset). */
+static const cJSON *python_or(const cJSON *bundle, const char *const keys[3])
+{
+    const cJSON *v = NULL;
+    for (int k = 0; k < 3; k++) {
+        if (!keys[k]) continue;
+        v = cJSON_GetObjectItemCaseSensitive(bundle, keys[k]);
+        if (cp_json_truthy(v)) return v;
+    }
+    return cJSON_IsNull(v) ? NULL : v;
+}
+
+int cp_item_from_bundle(cp_result_item *it, const cJSON *bundle, bool short_keys)
+{
+    if (!cJSON_IsObject(bundle)) return 0;
+    for (size_t i = 0; i < NMIME_FIELDS; i++) {
+        const char *keys[3] = {mime_fields[i].mime, mime_fields[i].mime2,
+                               short_keys ? mime_fields[i].short_key : NULL};
+        const cJSON *v = python_or(bundle, keys);
+        if (!v) continue;
+        char *text = NULL;
+        size_t len;
+        if (mime_fields[i].json || cp_json_bytes(v, &text, &len) == 0) text = cp_json_print(v);
+        if (!text) return -1;
+        char **field = field_at(it, i);
+        free(*field);
+        *field = text;
+    }
+    return 0;
+}
+
+cJSON *cp_item_to_bundle(const cp_result_item *it)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    for (size_t i = 0; i < NMIME_FIELDS; i++) {
+        const char *v = *field_at((cp_result_item *)it, i);
+        if (!v) continue;
+        /* json and chart go in as the JSON text they hold (verbatim, so NUL escapes
+         * survive), or as a string when that text is not JSON. */
+        bool raw = false;
+        if (mime_fields[i].json) {
+            cJSON *check = cp_json_parse(v, strlen(v), NULL, 0);
+            raw = check != NULL;
+            cJSON_Delete(check);
+        }
+        if (!(raw ? cJSON_AddRawToObject(o, mime_fields[i].mime, v)
+                  : cJSON_AddStringToObject(o, mime_fields[i].mime, v))) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+    }
+    return o;
 }
 
 int cp_result_fail(cp_result *r, const char *msg)
@@ -233,9 +314,9 @@ char *cp_result_text(const cp_result *r)
 {
     for (size_t i = 0; i < r->nresults; i++)
         if (r->results[i].is_main_result && r->results[i].text && r->results[i].text[0])
-            return dup_bytes(r->results[i].text, strlen(r->results[i].text));
+            return cp_strndup(r->results[i].text, strlen(r->results[i].text));
     if (r->nresults && r->results[0].text && r->results[0].text[0])
-        return dup_bytes(r->results[0].text, strlen(r->results[0].text));
+        return cp_strndup(r->results[0].text, strlen(r->results[0].text));
     size_t total = 0;
     for (size_t i = 0; i < r->out.count; i++) total += r->out.items[i].len;
     char *s = malloc(total + 1), *p = s;

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <cjson/cJSON.h>
+
 /* A byte string that may hold NUL bytes (program output does). Always NUL-terminated
  * as well, so text without NUL can be used as a C string. */
 typedef struct {
@@ -67,6 +69,26 @@ cp_result_item *cp_result_add_item(cp_result *r);
 /* Replace *field (one of the item's char* members) by a copy of value (NULL clears). */
 int cp_item_set(char **field, const char *value);
 void cp_item_free(cp_result_item *item);
+
+/* A heap copy of s[0..len) with a NUL after it (s may hold NUL bytes); NULL on OOM. */
+char *cp_strndup(const char *s, size_t len);
+
+/* MIME bundles (spec §5.5), the one mapping between MIME types and item fields:
+ * text/plain → text, text/html → html, text/markdown → markdown, image/png → png,
+ * image/jpeg → jpeg, image/svg+xml → svg, application/json → json, text/latex → latex,
+ * application/vnd.vegalite.v4+json then v5+json → chart. Other MIME types are dropped.
+ *
+ * cp_item_from_bundle fills the item's fields from a bundle object: for each field its
+ * MIME keys and, with short_keys, then its short name (the non-streaming payload's
+ * fallback), chosen as the Python SDK's `a or b` does (spec §5.6): the first truthy
+ * value, else the last one as it is; null and absent leave the field unset. Strings are
+ * taken as they are, other values as their JSON text; json and chart keep JSON text.
+ * isMainResult is the caller's. Returns 0, or -1 on OOM. */
+int cp_item_from_bundle(cp_result_item *it, const cJSON *bundle, bool short_keys);
+
+/* The item's fields under their MIME keys (chart under v4); json and chart go in as JSON
+ * values (as a string when their text is not valid JSON). NULL on OOM. */
+cJSON *cp_item_to_bundle(const cp_result_item *it);
 
 /* Mark the run failed with `msg` as errorMessage (keeps logs, results and error). */
 int cp_result_fail(cp_result *r, const char *msg);

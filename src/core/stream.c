@@ -37,18 +37,9 @@ struct cp_stream {
     size_t count, cap;
 };
 
-static char *dup_n(const char *s, size_t n)
-{
-    char *p = malloc(n + 1);
-    if (!p) return NULL;
-    memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
 static char *dup_str(const char *s)
 {
-    return dup_n(s, strlen(s));
+    return cp_strndup(s, strlen(s));
 }
 
 static void emit(cp_stream_cb cb, void *ud, const cp_event *ev)
@@ -268,20 +259,6 @@ static int item_copy(cp_result_item *dst, const cp_result_item *src)
            cp_item_set(&dst->chart, src->chart);
 }
 
-/* A string field of an item from one MIME key: absent or null leaves it unset, a string
- * is taken as it is, any other value as its JSON text. */
-static void mime_text(const cJSON *mime, const char *key, char **field)
-{
-    const cJSON *v = member(mime, key);
-    if (v && !cJSON_IsNull(v)) *field = str_of(v);
-}
-
-/* A JSON field (json, chart): any value but null, as JSON text. */
-static void mime_json(const cJSON *v, char **field)
-{
-    if (v && !cJSON_IsNull(v)) *field = cp_json_print(v);
-}
-
 /* eventType "result" (spec §6.5, MIME keys only, §5.5). */
 static void build_item(const cJSON *result, cp_result_item *it)
 {
@@ -293,19 +270,7 @@ static void build_item(const cJSON *result, cp_result_item *it)
     }
     it->is_main_result = cp_json_truthy(member(result, "isMainResult")) ||
                          cp_json_truthy(member(result, "is_main_result"));
-    const cJSON *mime = member(result, "mime");
-    if (!cJSON_IsObject(mime)) return;
-    mime_text(mime, "text/plain", &it->text);
-    mime_text(mime, "text/html", &it->html);
-    mime_text(mime, "text/markdown", &it->markdown);
-    mime_text(mime, "image/png", &it->png);
-    mime_text(mime, "image/jpeg", &it->jpeg);
-    mime_text(mime, "image/svg+xml", &it->svg);
-    mime_json(member(mime, "application/json"), &it->json);
-    mime_text(mime, "text/latex", &it->latex);
-    const cJSON *v4 = member(mime, "application/vnd.vegalite.v4+json");
-    mime_json(cp_json_truthy(v4) ? v4 : member(mime, "application/vnd.vegalite.v5+json"),
-              &it->chart);
+    cp_item_from_bundle(it, member(result, "mime"), false); /* OOM: fields stay unset */
 }
 
 /* eventType "error": payload = data.error when truthy, else data itself. An object gives
