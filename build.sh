@@ -41,7 +41,7 @@ DEPS=(
   libcjson-dev
   emscripten
   # codepane-server and the sandboxed languages
-  libcivetweb-dev libseccomp-dev bubblewrap
+  libcivetweb-dev libseccomp-dev nettle-dev bubblewrap
   python3 nodejs openjdk-17-jdk-headless r-base-core
 )
 
@@ -93,7 +93,24 @@ cmd_server() {
   log "server: build/server/codepane-server"
   "$CC" "${WARN[@]}" "${flags[@]}" -pthread -I"$ROOT/src/core" -I"$ROOT/src/server" \
     "${CORE_SRC[@]}" "$ROOT"/src/server/*.c \
-    -lcivetweb -lcjson -lseccomp -lm -o "$BUILD/server/codepane-server"
+    -lcivetweb -lcjson -lseccomp -lnettle -lm -o "$BUILD/server/codepane-server"
+}
+
+# The native probes of the server's sandbox and run supervisor (real bwrap, real
+# cgroups; as root they also check the per-slot uids), with ASan + UBSan.
+cmd_server_probes() {
+  mkdir -p "$BUILD/server"
+  local srv=("$ROOT"/src/server/{sandbox,cgroup,syscall_filter}.c)
+  log "server: native probes (ASan, UBSan)"
+  "$CC" "${WARN[@]}" -O1 -g "${SANITIZE[@]}" -pthread -I"$ROOT/src/core" -I"$ROOT/src/server" \
+    "${CORE_SRC[@]}" "${srv[@]}" "$ROOT/tests/server/sandbox_probe.c" \
+    -lseccomp -lcjson -lm -o "$BUILD/server/sandbox-probe"
+  "$CC" "${WARN[@]}" -O1 -g "${SANITIZE[@]}" -pthread -I"$ROOT/src/core" -I"$ROOT/src/server" \
+    "${CORE_SRC[@]}" "${srv[@]}" "$ROOT"/src/server/{runner,java_wrap}.c "$ROOT/tests/server/runner_probe.c" \
+    -lseccomp -lcjson -lm -o "$BUILD/server/runner-probe"
+  "$CC" "${WARN[@]}" -O1 -g "${SANITIZE[@]}" -I"$ROOT/src/core" -I"$ROOT/src/server" \
+    "$ROOT/src/core/utf8.c" "$ROOT/src/server/wsproto.c" "$ROOT/tests/server/wsproto_test.c" \
+    -lnettle -o "$BUILD/server/wsproto-test"
 }
 
 sha256_ok() { # file expected
@@ -182,11 +199,22 @@ cmd_wasm() {
 cmd_test() {
   cmd_native
   cmd_wasm
+  cmd_server
+  cmd_server_probes
+  local san=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1)
   log "test: core unit tests"
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-    "$BUILD/native/core-tests"
-  log "test: node suites (wasm core)"
-  node --test --test-concurrency=1 "$ROOT"/tests/wasm/*.test.mjs
+  env "${san[@]}" "$BUILD/native/core-tests"
+  log "test: sandbox probe"
+  (cd "$ROOT" && env "${san[@]}" CP_PROBE_UID_BASE=63000 "$BUILD/server/sandbox-probe")
+  log "test: WebSocket protocol unit tests"
+  env "${san[@]}" "$BUILD/server/wsproto-test"
+  log "test: runner probe"
+  (cd "$ROOT" && env "${san[@]}" CP_PROBE_UID_BASE=63100 "$BUILD/server/runner-probe" src/server/runners)
+  log "test: node suites (wasm core, codepane-server, docs examples)"
+  # One file at a time: each starts its own server, and sandboxes share the machine's
+  # two cores.
+  node --test --test-concurrency=1 "$ROOT"/tests/wasm/*.test.mjs "$ROOT"/tests/server/*.test.mjs \
+    "$ROOT"/tests/docs/*.test.mjs
 }
 
 cmd_clean() { rm -rf "$BUILD"; }

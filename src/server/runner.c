@@ -1,0 +1,1067 @@
+/* codepane-server: runs. Admission, and the supervisor thread that owns every child
+ * process. See runner.h for the contract.
+ *
+ * One thread, one epoll set. Other threads only touch the shared part of cp_runner
+ * under its mutex (the waiting FIFO, the slot table, per-run cancel requests, the
+ * stop flag) and wake the supervisor through an eventfd; everything else (the pipes,
+ * the UTF-8 state, the deadlines, the sink calls) belongs to the supervisor alone, so
+ * no sink is ever called with the mutex held and a sink may call back into
+ * cp_runner_submit / cp_runner_cancel.
+ *
+ * The supervisor is also the thread that forks the sandboxes (bwrap's --die-with-parent
+ * follows the forking *thread*), which is why it lives as long as the runner.
+ *
+ * Life of a run: submit (queued) → a free slot → cp_sandbox_spawn → pipes read as they
+ * become readable → the bwrap process exits (its pidfd turns readable) → the pipes are
+ * drained → cp_sandbox_release → sink->end. Timeouts, the output cap, cancel and stop
+ * all go through kill_run, and then through that same ending: there is one way out. */
+#define _GNU_SOURCE
+#include "runner.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "java_wrap.h"
+#include "json.h"
+#include "utf8.h"
+
+/* ---- limits ------------------------------------------------------------------------- */
+
+/* Largest chunk handed to a sink when the configuration leaves chunk_max at 0, and the
+ * bounds a configured value is clamped to (a chunk must hold a few code points). */
+#define CP_RUNNER_CHUNK_DEFAULT (16u * 1024)
+#define CP_RUNNER_CHUNK_MIN     64u
+#define CP_RUNNER_CHUNK_MAX     (1024u * 1024)
+/* Longest event line (one rich result, e.g. a base64 PNG). Longer lines are dropped with
+ * a visible note; event bytes also count toward max_output. */
+#define CP_RUNNER_EVENT_LINE_MAX (8u * 1024 * 1024)
+/* Output is handed on promptly but not write by write: bytes that arrive within this
+ * many milliseconds of the first unsent byte go out as one chunk. Runtimes write in
+ * tiny pieces (python -u: print("x") is two writes, "x" and "\n"; Rscript: one write per
+ * vector element, so print(1:3) is five and a data frame thousands), and each chunk
+ * becomes a frame on the wire. 0 restores one chunk per read. */
+#define CP_RUNNER_COALESCE_MS 5
+/* Java has no event pipe: its errors are read back from the last bytes of stderr. */
+#define CP_RUNNER_JAVA_STDERR_KEEP (64u * 1024)
+/* Before handling an event line, stdout and stderr are read first (so output printed
+ * before the event comes before it), at most this many bytes each time. */
+#define CP_RUNNER_DRAIN_BEFORE_EVENT (1024u * 1024)
+/* After the process exited: bytes read per pipe at most (the writers are dead, so this
+ * only bounds a pathological case). */
+#define CP_RUNNER_FINAL_DRAIN_MAX (8u * 1024 * 1024)
+/* A run that was killed but has not exited after this long is killed again (its ns init
+ * may have become known since, or the cgroup caught up). */
+#define CP_RUNNER_KILL_RETRY_S 2.0
+/* Longest wall timeout accepted (a day); shorter limits are the front's business. */
+#define CP_RUNNER_TIMEOUT_MAX_S 86400.0
+/* epoll events handled per wakeup. */
+#define CP_RUNNER_EPOLL_BATCH 64
+/* Room for execution_error texts and the truncation marker. */
+#define CP_RUNNER_TEXT_MAX 256
+
+static const char MSG_TRUNCATED[] =
+    "\n[codepane: output limit of %zu bytes reached; the run was stopped]\n";
+static const char MSG_EVENT_DROPPED[] = "\n[codepane: a result larger than %u bytes was dropped]\n";
+
+/* ---- types -------------------------------------------------------------------------- */
+
+enum { CANCEL_NONE = 0, CANCEL_CANCELLED, CANCEL_KILLED };
+
+/* What an epoll event is about; stored with the slot in epoll_event.data.u64. */
+enum { FD_OUT, FD_ERR, FD_EV, FD_STATUS, FD_PID, FD_KINDS };
+#define WAKE_TAG UINT64_MAX
+
+typedef struct run run;
+
+typedef struct {
+    int fd; /* -1 once closed or not watched */
+    bool eof;
+    cp_utf8 utf8;
+    char *pend; /* cleaned text not yet handed on (chunk_max bytes, allocated lazily) */
+    size_t plen;
+    double pend_at; /* when its first byte arrived */
+} stream;
+
+struct run {
+    run *next; /* in the waiting FIFO */
+    uint64_t id;
+    cp_lang lang;
+    char *code;
+    size_t code_len;
+    double timeout_s;
+    long long count;
+    cp_run_sink sink;
+    void *ud;
+    int cancel_req; /* CANCEL_*: set by any thread under the mutex */
+
+    /* Supervisor-only from here on. */
+    int cancel; /* the request the supervisor has acted on */
+    bool spawned;
+    cp_proc proc;
+    unsigned slot;
+    stream out, err;
+    int ev_fd, status_fd, pid_fd; /* as watched; -1 when not (any more) */
+    bool exited;
+    double t_spawn, t_exit, deadline, kill_retry_at;
+    bool killed, timed_out, limit_hit;
+    size_t used; /* stdout + stderr + event bytes so far */
+
+    char *evbuf; /* the event line being assembled */
+    size_t evlen, evcap;
+    bool ev_skip; /* dropping an over-long event line up to its newline */
+
+    bool error_seen;
+    char *error_text; /* "<name>: <value>" of the first error */
+
+    char *jerr; /* Java: the last CP_RUNNER_JAVA_STDERR_KEEP bytes of stderr (cleaned) */
+    size_t jerr_len;
+};
+
+struct cp_runner {
+    cp_runner_config cfg;
+    cp_sandbox *sb;
+    pthread_t thread;
+    int epfd, wakefd;
+
+    pthread_mutex_t mu; /* guards the fields down to `stopping`, and run.cancel_req */
+    run *wait_head, *wait_tail;
+    unsigned nwaiting, nrunning;
+    run **slots; /* cfg.max_running entries; written by the supervisor under mu */
+    uint64_t next_id;
+    bool cancel_pending, stopping;
+
+    /* Supervisor-only scratch buffers. */
+    char *rbuf; /* one read: chunk_max bytes */
+    char *cbuf; /* its cleaned form: CP_UTF8_OUT_MAX(chunk_max) */
+};
+
+/* ---- small helpers -------------------------------------------------------------------- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void set_err(char *err, size_t errcap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errcap, const char *fmt, ...)
+{
+    if (!err || errcap == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errcap, fmt, ap);
+    va_end(ap);
+}
+
+static void wake(cp_runner *r)
+{
+    uint64_t one = 1;
+    ssize_t n;
+    do {
+        n = write(r->wakefd, &one, sizeof one);
+    } while (n < 0 && errno == EINTR);
+    /* EAGAIN means the counter is already non-zero: the supervisor will wake anyway. */
+}
+
+static void unwatch(cp_runner *r, int *fd)
+{
+    if (*fd >= 0) epoll_ctl(r->epfd, EPOLL_CTL_DEL, *fd, NULL);
+    *fd = -1;
+}
+
+static int watch(cp_runner *r, int fd, unsigned slot, int kind)
+{
+    if (fd < 0) return 0;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ((uint64_t)slot << 8) | (uint64_t)kind};
+    return epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void free_run(run *u)
+{
+    if (!u) return;
+    free(u->code);
+    free(u->evbuf);
+    free(u->error_text);
+    free(u->jerr);
+    free(u->out.pend);
+    free(u->err.pend);
+    free(u);
+}
+
+/* ---- output ------------------------------------------------------------------------------ */
+
+/* Hand cleaned text to the sink in pieces of at most chunk_max bytes, cut at code point
+ * boundaries (cleaning can make text longer than the read it came from). */
+static void emit_text(cp_runner *r, run *u, bool is_err, const char *s, size_t n)
+{
+    size_t max = r->cfg.chunk_max;
+    while (n > 0) {
+        size_t piece = n;
+        if (piece > max) {
+            piece = max;
+            while (piece > 0 && ((unsigned char)s[piece] & 0xC0) == 0x80)
+                piece--;
+            if (piece == 0) piece = max; /* cannot happen with valid UTF-8 and max ≥ 4 */
+        }
+        if (u->sink.chunk) u->sink.chunk(u->ud, is_err, s, piece);
+        s += piece;
+        n -= piece;
+    }
+}
+
+static void flush_pending(cp_runner *r, run *u, bool is_err)
+{
+    stream *st = is_err ? &u->err : &u->out;
+    if (!st->plen) return;
+    size_t n = st->plen;
+    st->plen = 0;
+    emit_text(r, u, is_err, st->pend, n);
+}
+
+static void flush_all_pending(cp_runner *r, run *u)
+{
+    flush_pending(r, u, false);
+    flush_pending(r, u, true);
+}
+
+/* Cleaned output on its way to the sink: held for up to CP_RUNNER_COALESCE_MS so that
+ * a burst of small writes becomes one chunk. Order across the two streams is kept: text
+ * for one stream first sends what the other one holds. */
+static void queue_text(cp_runner *r, run *u, bool is_err, const char *s, size_t n)
+{
+    stream *st = is_err ? &u->err : &u->out;
+    flush_pending(r, u, !is_err);
+    if (st->plen + n > r->cfg.chunk_max) flush_pending(r, u, is_err);
+    if (CP_RUNNER_COALESCE_MS == 0 || n >= r->cfg.chunk_max) {
+        emit_text(r, u, is_err, s, n);
+        return;
+    }
+    if (!st->pend) {
+        st->pend = malloc(r->cfg.chunk_max);
+        if (!st->pend) {
+            emit_text(r, u, is_err, s, n);
+            return;
+        }
+    }
+    if (!st->plen) st->pend_at = now_s();
+    memcpy(st->pend + st->plen, s, n);
+    st->plen += n;
+}
+
+/* Keep the tail of a Java run's stderr for cp_java_parse_error. */
+static void keep_java_stderr(run *u, const char *s, size_t n)
+{
+    const size_t keep = CP_RUNNER_JAVA_STDERR_KEEP;
+    if (!u->jerr) {
+        u->jerr = malloc(2 * keep);
+        if (!u->jerr) return;
+    }
+    if (n >= keep) {
+        memcpy(u->jerr, s + n - keep, keep);
+        u->jerr_len = keep;
+        return;
+    }
+    if (u->jerr_len + n > 2 * keep) {
+        size_t drop = u->jerr_len + n - keep;
+        memmove(u->jerr, u->jerr + drop, u->jerr_len - drop);
+        u->jerr_len -= drop;
+    }
+    memcpy(u->jerr + u->jerr_len, s, n);
+    u->jerr_len += n;
+}
+
+static void kill_run(cp_runner *r, run *u);
+
+/* The output cap was passed: say so where the user will see it, and stop the run. */
+static void hit_limit(cp_runner *r, run *u)
+{
+    if (u->limit_hit) return;
+    u->limit_hit = true;
+    flush_all_pending(r, u);
+    char msg[CP_RUNNER_TEXT_MAX];
+    int n = snprintf(msg, sizeof msg, MSG_TRUNCATED, r->cfg.max_output);
+    emit_text(r, u, true, msg, (size_t)n);
+    kill_run(r, u);
+}
+
+/* Bytes of a run's stdout or stderr: count them against the cap, clean, deliver. */
+static void deliver(cp_runner *r, run *u, bool is_err, const char *raw, size_t n)
+{
+    if (u->limit_hit) return;
+    size_t room = r->cfg.max_output - u->used;
+    bool over = n > room;
+    if (over) n = room;
+    u->used += n;
+    stream *st = is_err ? &u->err : &u->out;
+    size_t m = cp_utf8_feed(&st->utf8, raw, n, r->cbuf);
+    if (m) {
+        if (is_err && u->lang == CP_LANG_JAVA) keep_java_stderr(u, r->cbuf, m);
+        queue_text(r, u, is_err, r->cbuf, m);
+    }
+    if (over) {
+        cp_utf8_init(&st->utf8); /* a code point cut by the cap is dropped, not replaced */
+        hit_limit(r, u);
+    }
+}
+
+/* One read from stdout or stderr. Returns the bytes read, 0 at EOF (the stream is then
+ * closed off), -1 when nothing was available. */
+static ssize_t read_stream(cp_runner *r, run *u, bool is_err)
+{
+    stream *st = is_err ? &u->err : &u->out;
+    if (st->fd < 0) return 0;
+    ssize_t n;
+    do {
+        n = read(st->fd, r->rbuf, r->cfg.chunk_max);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        deliver(r, u, is_err, r->rbuf, (size_t)n);
+        return n;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -1;
+    /* EOF (or a read error, treated the same): flush a held-back partial code point. */
+    unwatch(r, &st->fd);
+    st->eof = true;
+    if (!u->limit_hit) {
+        char tail[4];
+        size_t m = cp_utf8_finish(&st->utf8, tail);
+        if (m) {
+            if (is_err && u->lang == CP_LANG_JAVA) keep_java_stderr(u, tail, m);
+            queue_text(r, u, is_err, tail, m);
+        }
+    }
+    flush_pending(r, u, is_err);
+    return 0;
+}
+
+/* Read a stream until it has nothing more right now (or `max` bytes were read). */
+static void drain_stream(cp_runner *r, run *u, bool is_err, size_t max)
+{
+    size_t total = 0;
+    while (total < max) {
+        ssize_t n = read_stream(r, u, is_err);
+        if (n <= 0) break;
+        total += (size_t)n;
+    }
+}
+
+/* ---- events ------------------------------------------------------------------------------- */
+
+/* {"type":"result","mime":{…},"isMainResult":b}: the runners write text MIME values as
+ * strings, and the core maps the bundle to an item (the one MIME table, result.h). A
+ * bundle with nothing the protocol carries is dropped. */
+static void on_result_event(run *u, const cJSON *ev)
+{
+    cp_result_item item;
+    memset(&item, 0, sizeof item);
+    cp_item_from_bundle(&item, cJSON_GetObjectItemCaseSensitive(ev, "mime"), false);
+    bool any = item.text || item.html || item.markdown || item.png || item.jpeg || item.svg ||
+               item.json || item.latex || item.chart;
+    item.is_main_result = cp_json_truthy(cJSON_GetObjectItemCaseSensitive(ev, "isMainResult")) ||
+                          cp_json_truthy(cJSON_GetObjectItemCaseSensitive(ev, "is_main_result"));
+    if (any && u->sink.result) u->sink.result(u->ud, &item);
+    cp_item_free(&item);
+}
+
+/* Report an error (an event, or Java's stderr read back); the first one names the run's
+ * execution_error. */
+static void report_error(run *u, const char *name, const char *value, const char *traceback)
+{
+    if (!u->error_seen) {
+        u->error_seen = true;
+        size_t len = strlen(name) + strlen(value) + 3;
+        u->error_text = malloc(len);
+        if (u->error_text) {
+            if (*value)
+                snprintf(u->error_text, len, "%s: %s", name, value);
+            else
+                snprintf(u->error_text, len, "%s", name);
+        }
+    }
+    if (u->sink.error) u->sink.error(u->ud, name, value, traceback);
+}
+
+static void on_event_line(cp_runner *r, run *u, const char *line, size_t len)
+{
+    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
+        len--;
+    if (len == 0) return;
+    cJSON *ev = cp_json_parse(line, len, NULL, 0);
+    if (!ev) return;         /* not ours to show: the runner writes valid JSON lines only */
+    flush_all_pending(r, u); /* output printed before the event goes first */
+    const char *type = cp_json_get_string(ev, "type");
+    if (type && strcmp(type, "result") == 0) {
+        on_result_event(u, ev);
+    } else if (type && strcmp(type, "error") == 0) {
+        const char *name = cp_json_get_string(ev, "name");
+        const char *value = cp_json_get_string(ev, "value");
+        const char *tb = cp_json_get_string(ev, "traceback");
+        report_error(u, name ? name : "Error", value ? value : "", tb ? tb : "");
+    }
+    cJSON_Delete(ev);
+}
+
+static void event_dropped(cp_runner *r, run *u)
+{
+    flush_all_pending(r, u);
+    char msg[CP_RUNNER_TEXT_MAX];
+    int n = snprintf(msg, sizeof msg, MSG_EVENT_DROPPED, CP_RUNNER_EVENT_LINE_MAX);
+    emit_text(r, u, true, msg, (size_t)n);
+}
+
+/* Bytes of the event pipe: split into lines, parse each. */
+static void feed_events(cp_runner *r, run *u, const char *p, size_t n)
+{
+    while (n > 0) {
+        const char *nl = memchr(p, '\n', n);
+        size_t take = nl ? (size_t)(nl - p) : n;
+        if (!u->ev_skip) {
+            if (u->evlen + take > CP_RUNNER_EVENT_LINE_MAX) {
+                u->ev_skip = true;
+                u->evlen = 0;
+                event_dropped(r, u);
+            } else {
+                if (u->evlen + take > u->evcap) {
+                    size_t cap = u->evcap ? u->evcap : 4096;
+                    while (cap < u->evlen + take)
+                        cap *= 2;
+                    char *b = realloc(u->evbuf, cap);
+                    if (!b) {
+                        u->ev_skip = true;
+                        u->evlen = 0;
+                        event_dropped(r, u);
+                        goto next;
+                    }
+                    u->evbuf = b;
+                    u->evcap = cap;
+                }
+                memcpy(u->evbuf + u->evlen, p, take);
+                u->evlen += take;
+            }
+        }
+    next:
+        if (!nl) return;
+        if (!u->ev_skip) on_event_line(r, u, u->evbuf, u->evlen);
+        u->ev_skip = false;
+        u->evlen = 0;
+        p += take + 1;
+        n -= take + 1;
+    }
+}
+
+/* One read from the event pipe. Returns bytes read, 0 at EOF, -1 when none available. */
+static ssize_t read_events(cp_runner *r, run *u)
+{
+    if (u->ev_fd < 0) return 0;
+    ssize_t n;
+    do {
+        n = read(u->ev_fd, r->rbuf, r->cfg.chunk_max);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        if (u->limit_hit) return n; /* the run is being stopped: discard */
+        size_t room = r->cfg.max_output - u->used;
+        size_t take = (size_t)n > room ? room : (size_t)n;
+        u->used += take;
+        feed_events(r, u, r->rbuf, take);
+        if (take < (size_t)n) {
+            u->evlen = 0; /* the line cut by the cap is not parsed */
+            hit_limit(r, u);
+        }
+        return n;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -1;
+    unwatch(r, &u->ev_fd);
+    /* A last line without its newline still counts. */
+    if (!u->ev_skip && u->evlen && !u->limit_hit) on_event_line(r, u, u->evbuf, u->evlen);
+    u->evlen = 0;
+    return 0;
+}
+
+/* ---- kill and end --------------------------------------------------------------------------- */
+
+static void kill_run(cp_runner *r, run *u)
+{
+    if (!u->spawned || u->exited) return;
+    (void)cp_sandbox_read_status(&u->proc); /* the ns init may have become known just now */
+    cp_sandbox_kill(r->sb, &u->proc);
+    u->killed = true;
+    u->kill_retry_at = now_s() + CP_RUNNER_KILL_RETRY_S;
+}
+
+static void fill_outcome(const cp_runner *r, const run *u, const cp_proc_status *st,
+                         cp_run_outcome *o, char *text, size_t textcap)
+{
+    memset(o, 0, sizeof *o);
+    o->has_count = true;
+    o->count = u->count;
+    o->time_s = u->spawned ? u->t_exit - u->t_spawn : 0.0;
+    o->status = "failed";
+    if (u->limit_hit) {
+        o->reason = "output_limit";
+        snprintf(text, textcap, "OutputLimitError: the run wrote more than %zu bytes of output",
+                 r->cfg.max_output);
+    } else if (st && st->oom_killed) {
+        o->reason = "memory";
+        snprintf(text, textcap, "MemoryError: the run exceeded its memory limit");
+    } else if (u->timed_out) {
+        o->reason = "timeout";
+        snprintf(text, textcap, "TimeoutError: the run exceeded its time limit of %g s",
+                 u->timeout_s);
+    } else if (u->cancel == CANCEL_CANCELLED) {
+        o->status = "cancelled";
+        o->reason = "cancelled";
+        snprintf(text, textcap, "cancelled");
+    } else if (u->cancel == CANCEL_KILLED) {
+        o->reason = "killed";
+        snprintf(text, textcap, "killed: the run was stopped by the server");
+    } else if (u->error_seen) {
+        o->reason = "error";
+        snprintf(text, textcap, "%s", u->error_text ? u->error_text : "error");
+    } else if (st && st->signal != 0) {
+        o->reason = "exit";
+        snprintf(text, textcap, "killed by signal %d", st->signal);
+    } else if (st && st->exit_code != 0) {
+        o->reason = "exit";
+        snprintf(text, textcap, "exit code %d", st->exit_code);
+    } else {
+        o->status = "finished";
+        o->reason = "exit";
+        text = NULL;
+    }
+    o->execution_error = text;
+}
+
+/* End a run that never reached a sandbox (cancelled or killed while queued, or the
+ * spawn failed). The caller has already taken it out of the queue. */
+static void end_unspawned(run *u, int cancel, const char *spawn_error)
+{
+    cp_run_outcome o;
+    char text[CP_RUNNER_TEXT_MAX];
+    memset(&o, 0, sizeof o);
+    o.has_count = true;
+    o.count = u->count;
+    if (spawn_error) {
+        o.status = "failed";
+        o.reason = "spawn";
+        snprintf(text, sizeof text, "%s", spawn_error);
+    } else if (cancel == CANCEL_CANCELLED) {
+        o.status = "cancelled";
+        o.reason = "cancelled";
+        snprintf(text, sizeof text, "cancelled");
+    } else {
+        o.status = "failed";
+        o.reason = "killed";
+        snprintf(text, sizeof text, "killed: the run was stopped by the server");
+    }
+    o.execution_error = text;
+    if (u->sink.end) u->sink.end(u->ud, &o);
+    free_run(u);
+}
+
+static void give_back_slot(cp_runner *r, run *u)
+{
+    pthread_mutex_lock(&r->mu);
+    if (r->slots[u->slot] == u) r->slots[u->slot] = NULL;
+    r->nrunning--;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* The bwrap process has exited: take everything left in the pipes, release the sandbox
+ * and report. */
+static void finish_run(cp_runner *r, run *u)
+{
+    u->exited = true;
+    u->t_exit = now_s();
+    unwatch(r, &u->pid_fd);
+    unwatch(r, &u->status_fd);
+    /* The ns init is gone, so the kernel is killing whatever else ran in the sandbox;
+     * everything the program wrote before it ended is in the pipes now. Read until they
+     * are empty (not until EOF: a dying process may still hold a write end), and do not
+     * kill by pid any more (the pids may already belong to someone else); release does
+     * the cgroup sweep. */
+    drain_stream(r, u, false, CP_RUNNER_FINAL_DRAIN_MAX);
+    drain_stream(r, u, true, CP_RUNNER_FINAL_DRAIN_MAX);
+    for (size_t total = 0; total < CP_RUNNER_FINAL_DRAIN_MAX;) {
+        ssize_t n = read_events(r, u);
+        if (n <= 0) break;
+        total += (size_t)n;
+    }
+    /* Streams that are still open (a writer that outlived the kill by a moment): flush
+     * their held-back bytes as if they had ended. */
+    for (int k = 0; k < 2; k++) {
+        stream *st = k ? &u->err : &u->out;
+        if (!st->eof && !u->limit_hit) {
+            char tail[4];
+            size_t m = cp_utf8_finish(&st->utf8, tail);
+            if (m) queue_text(r, u, k == 1, tail, m);
+        }
+        unwatch(r, &st->fd);
+    }
+    flush_all_pending(r, u);
+    if (!u->ev_skip && u->evlen && !u->limit_hit) on_event_line(r, u, u->evbuf, u->evlen);
+    unwatch(r, &u->ev_fd);
+
+    cp_proc_status st;
+    memset(&st, 0, sizeof st);
+    cp_sandbox_release(r->sb, &u->proc, &st);
+
+    bool failed_exit = st.exit_code != 0 || st.signal != 0;
+    if (u->lang == CP_LANG_JAVA && failed_exit && !u->error_seen && !u->killed && u->jerr_len) {
+        char *name = NULL, *value = NULL, *tb = NULL;
+        if (cp_java_parse_error(u->jerr, u->jerr_len, &name, &value, &tb) == 1)
+            report_error(u, name, value, tb);
+        free(name);
+        free(value);
+        free(tb);
+    }
+
+    give_back_slot(r, u);
+    cp_run_outcome o;
+    char text[CP_RUNNER_TEXT_MAX];
+    fill_outcome(r, u, &st, &o, text, sizeof text);
+    if (u->sink.end) u->sink.end(u->ud, &o);
+    free_run(u);
+}
+
+/* ---- start ------------------------------------------------------------------------------------
+ */
+
+static void start_run(cp_runner *r, run *u)
+{
+    char err[CP_RUNNER_TEXT_MAX];
+    u->out.fd = u->err.fd = u->ev_fd = u->status_fd = u->pid_fd = -1;
+    cp_utf8_init(&u->out.utf8);
+    cp_utf8_init(&u->err.utf8);
+    memset(&u->proc, 0, sizeof u->proc);
+    u->proc.pidfd = u->proc.init_pidfd = -1;
+    u->proc.out_fd = u->proc.err_fd = u->proc.ev_fd = u->proc.status_fd = -1;
+    err[0] = '\0';
+    u->t_spawn = now_s();
+    unsigned slot = u->slot;
+    if (cp_sandbox_spawn(r->sb, u->lang, u->code, u->code_len, slot, &u->proc, err, sizeof err) !=
+        0) {
+        give_back_slot(r, u);
+        end_unspawned(u, CANCEL_NONE, err[0] ? err : "could not start the sandbox");
+        return;
+    }
+    u->spawned = true;
+    u->deadline = u->t_spawn + u->timeout_s;
+    free(u->code); /* the sandbox has its copy */
+    u->code = NULL;
+    u->out.fd = u->proc.out_fd;
+    u->err.fd = u->proc.err_fd;
+    u->ev_fd = u->proc.ev_fd;
+    u->status_fd = u->proc.status_fd;
+    u->pid_fd = u->proc.pidfd;
+    if (watch(r, u->out.fd, slot, FD_OUT) || watch(r, u->err.fd, slot, FD_ERR) ||
+        watch(r, u->ev_fd, slot, FD_EV) || watch(r, u->status_fd, slot, FD_STATUS) ||
+        watch(r, u->pid_fd, slot, FD_PID) || u->pid_fd < 0) {
+        /* Without the pidfd in the set the run could never end: stop it at once. The
+         * release below reaps (the kill makes it exit promptly). */
+        snprintf(err, sizeof err, "could not watch the sandbox: %s",
+                 strerror(errno ? errno : EINVAL));
+        kill_run(r, u);
+        u->exited = true;
+        unwatch(r, &u->out.fd);
+        unwatch(r, &u->err.fd);
+        unwatch(r, &u->ev_fd);
+        unwatch(r, &u->status_fd);
+        unwatch(r, &u->pid_fd);
+        cp_proc_status st;
+        cp_sandbox_release(r->sb, &u->proc, &st);
+        give_back_slot(r, u);
+        u->spawned = false;
+        end_unspawned(u, CANCEL_NONE, err);
+    }
+}
+
+/* ---- the supervisor ----------------------------------------------------------------------------
+ */
+
+static void on_fd_event(cp_runner *r, run *u, int kind)
+{
+    if (u->exited) return;
+    switch (kind) {
+    case FD_OUT:
+    case FD_ERR:
+        read_stream(r, u, kind == FD_ERR);
+        break;
+    case FD_EV:
+        /* Output printed before the event was flushed before it: read that first. */
+        drain_stream(r, u, false, CP_RUNNER_DRAIN_BEFORE_EVENT);
+        drain_stream(r, u, true, CP_RUNNER_DRAIN_BEFORE_EVENT);
+        read_events(r, u);
+        break;
+    case FD_STATUS:
+        if (cp_sandbox_read_status(&u->proc) != 0) unwatch(r, &u->status_fd);
+        break;
+    case FD_PID:
+        finish_run(r, u);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Milliseconds until the nearest deadline of a running run, or -1. */
+static int next_timeout_ms(cp_runner *r)
+{
+    double now = now_s(), best = -1;
+    for (unsigned s = 0; s < r->cfg.max_running; s++) {
+        run *u = r->slots[s];
+        if (!u || !u->spawned || u->exited) continue;
+        double t = u->killed ? u->kill_retry_at : u->deadline;
+        if (best < 0 || t < best) best = t;
+        for (int k = 0; k < 2; k++) {
+            const stream *st = k ? &u->err : &u->out;
+            double at = st->pend_at + CP_RUNNER_COALESCE_MS / 1000.0;
+            if (st->plen && at < best) best = at;
+        }
+    }
+    if (best < 0) return -1;
+    double ms = (best - now) * 1000.0;
+    if (ms <= 0) return 0;
+    if (ms > 60000) return 60000;
+    return (int)ceil(ms);
+}
+
+static void check_deadlines(cp_runner *r)
+{
+    double now = now_s();
+    for (unsigned s = 0; s < r->cfg.max_running; s++) {
+        run *u = r->slots[s];
+        if (!u || !u->spawned || u->exited) continue;
+        for (int k = 0; k < 2; k++) {
+            stream *st = k ? &u->err : &u->out;
+            if (st->plen && now >= st->pend_at + CP_RUNNER_COALESCE_MS / 1000.0)
+                flush_pending(r, u, k == 1);
+        }
+        if (u->killed) {
+            if (now >= u->kill_retry_at) kill_run(r, u);
+        } else if (now >= u->deadline) {
+            u->timed_out = true;
+            kill_run(r, u);
+        }
+    }
+}
+
+/* Act on cancel requests and on stop: queued runs leave the queue and end here; running
+ * runs are killed and end when their process has exited. */
+static void handle_cancels(cp_runner *r)
+{
+    run *ended = NULL, **tail = &ended;
+    pthread_mutex_lock(&r->mu);
+    bool stopping = r->stopping;
+    if (r->cancel_pending || stopping) {
+        r->cancel_pending = false;
+        for (run **pp = &r->wait_head; *pp;) {
+            run *u = *pp;
+            if (stopping && u->cancel_req == CANCEL_NONE) u->cancel_req = CANCEL_KILLED;
+            if (u->cancel_req == CANCEL_NONE) {
+                pp = &u->next;
+                continue;
+            }
+            *pp = u->next;
+            u->next = NULL;
+            *tail = u;
+            tail = &u->next;
+            r->nwaiting--;
+        }
+        r->wait_tail = NULL;
+        for (run *u = r->wait_head; u; u = u->next)
+            r->wait_tail = u;
+        for (unsigned s = 0; s < r->cfg.max_running; s++) {
+            run *u = r->slots[s];
+            if (!u) continue;
+            if (stopping && u->cancel_req == CANCEL_NONE) u->cancel_req = CANCEL_KILLED;
+            if (u->cancel == CANCEL_NONE && u->cancel_req != CANCEL_NONE) u->cancel = u->cancel_req;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+
+    while (ended) {
+        run *u = ended;
+        ended = u->next;
+        end_unspawned(u, u->cancel_req, NULL);
+    }
+    for (unsigned s = 0; s < r->cfg.max_running; s++) {
+        run *u = r->slots[s];
+        if (u && u->cancel != CANCEL_NONE && !u->killed) kill_run(r, u);
+    }
+}
+
+/* Give free slots to waiting runs, in FIFO order. */
+static void admit(cp_runner *r)
+{
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        run *u = r->wait_head;
+        unsigned slot = r->cfg.max_running;
+        if (u && !r->stopping) {
+            for (unsigned s = 0; s < r->cfg.max_running; s++) {
+                if (!r->slots[s]) {
+                    slot = s;
+                    break;
+                }
+            }
+        }
+        if (slot == r->cfg.max_running) {
+            pthread_mutex_unlock(&r->mu);
+            return;
+        }
+        r->wait_head = u->next;
+        if (!r->wait_head) r->wait_tail = NULL;
+        u->next = NULL;
+        r->nwaiting--;
+        r->nrunning++;
+        r->slots[slot] = u;
+        u->slot = slot;
+        u->cancel = u->cancel_req;
+        pthread_mutex_unlock(&r->mu);
+        if (u->cancel != CANCEL_NONE) {
+            /* Cancelled between the wakeup and now: never start it. */
+            give_back_slot(r, u);
+            end_unspawned(u, u->cancel, NULL);
+            continue;
+        }
+        start_run(r, u);
+    }
+}
+
+static void *supervise(void *arg)
+{
+    cp_runner *r = arg;
+    struct epoll_event evs[CP_RUNNER_EPOLL_BATCH];
+    for (;;) {
+        int n = epoll_wait(r->epfd, evs, CP_RUNNER_EPOLL_BATCH, next_timeout_ms(r));
+        if (n < 0 && errno != EINTR) n = 0; /* cannot happen with a valid set; go on */
+        for (int i = 0; i < n; i++) {
+            uint64_t tag = evs[i].data.u64;
+            if (tag == WAKE_TAG) {
+                uint64_t v;
+                while (read(r->wakefd, &v, sizeof v) < 0 && errno == EINTR) {
+                }
+                continue;
+            }
+            unsigned slot = (unsigned)(tag >> 8);
+            int kind = (int)(tag & 0xff);
+            /* Slots are refilled only after the batch (admit below), so a slot's run
+             * here is the one the event was registered for, or NULL if it just ended. */
+            run *u = slot < r->cfg.max_running ? r->slots[slot] : NULL;
+            if (u && kind < FD_KINDS) on_fd_event(r, u, kind);
+        }
+        check_deadlines(r);
+        handle_cancels(r);
+        admit(r);
+
+        pthread_mutex_lock(&r->mu);
+        bool done = r->stopping && r->nrunning == 0 && r->nwaiting == 0;
+        pthread_mutex_unlock(&r->mu);
+        if (done) return NULL;
+    }
+}
+
+/* ---- public API ---------------------------------------------------------------------------- */
+
+int cp_runner_start(cp_runner **out, const cp_runner_config *cfg, cp_sandbox *sb, char *err,
+                    size_t errcap)
+{
+    *out = NULL;
+    if (!cfg || !sb || cfg->max_running == 0 || cfg->max_output == 0 ||
+        cfg->max_running > (1u << 20)) {
+        set_err(err, errcap,
+                "runner: invalid configuration (max_running and max_output must be > 0)");
+        return -1;
+    }
+    cp_runner *r = calloc(1, sizeof *r);
+    if (!r) {
+        set_err(err, errcap, "runner: out of memory");
+        return -1;
+    }
+    r->cfg = *cfg;
+    if (r->cfg.chunk_max == 0) r->cfg.chunk_max = CP_RUNNER_CHUNK_DEFAULT;
+    if (r->cfg.chunk_max < CP_RUNNER_CHUNK_MIN) r->cfg.chunk_max = CP_RUNNER_CHUNK_MIN;
+    if (r->cfg.chunk_max > CP_RUNNER_CHUNK_MAX) r->cfg.chunk_max = CP_RUNNER_CHUNK_MAX;
+    r->sb = sb;
+    r->epfd = r->wakefd = -1;
+    r->next_id = 1;
+    r->slots = calloc(r->cfg.max_running, sizeof *r->slots);
+    r->rbuf = malloc(r->cfg.chunk_max);
+    r->cbuf = malloc(CP_UTF8_OUT_MAX(r->cfg.chunk_max));
+    if (!r->slots || !r->rbuf || !r->cbuf) {
+        set_err(err, errcap, "runner: out of memory");
+        goto fail;
+    }
+    r->epfd = epoll_create1(EPOLL_CLOEXEC);
+    r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (r->epfd < 0 || r->wakefd < 0) {
+        set_err(err, errcap, "runner: epoll/eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_TAG};
+    if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->wakefd, &ev) != 0) {
+        set_err(err, errcap, "runner: epoll_ctl: %s", strerror(errno));
+        goto fail;
+    }
+    pthread_mutex_init(&r->mu, NULL);
+    int rc = pthread_create(&r->thread, NULL, supervise, r);
+    if (rc != 0) {
+        pthread_mutex_destroy(&r->mu);
+        set_err(err, errcap, "runner: cannot start the supervisor thread: %s", strerror(rc));
+        goto fail;
+    }
+    *out = r;
+    return 0;
+fail:
+    if (r->epfd >= 0) close(r->epfd);
+    if (r->wakefd >= 0) close(r->wakefd);
+    free(r->slots);
+    free(r->rbuf);
+    free(r->cbuf);
+    free(r);
+    return -1;
+}
+
+void cp_runner_stop(cp_runner *r)
+{
+    if (!r) return;
+    pthread_mutex_lock(&r->mu);
+    r->stopping = true;
+    pthread_mutex_unlock(&r->mu);
+    wake(r);
+    pthread_join(r->thread, NULL);
+    pthread_mutex_destroy(&r->mu);
+    close(r->epfd);
+    close(r->wakefd);
+    free(r->slots);
+    free(r->rbuf);
+    free(r->cbuf);
+    free(r);
+}
+
+int cp_runner_submit(cp_runner *r, cp_lang lang, const char *code, size_t code_len,
+                     double timeout_s, long long count, const cp_run_sink *sink, void *ud,
+                     uint64_t *id, char *err, size_t errcap)
+{
+    if (!cp_lang_name(lang)) {
+        set_err(err, errcap, "unsupported language");
+        return -1;
+    }
+    if (!(timeout_s > 0) || !isfinite(timeout_s)) {
+        set_err(err, errcap, "invalid timeout: it must be a positive number of seconds");
+        return -1;
+    }
+    if (!cp_sandbox_lang_available(r->sb, lang)) {
+        set_err(err, errcap, "%s is not available on this server", cp_lang_name(lang));
+        return -1;
+    }
+    if (timeout_s > CP_RUNNER_TIMEOUT_MAX_S) timeout_s = CP_RUNNER_TIMEOUT_MAX_S;
+    if (!sink || (!code && code_len)) {
+        set_err(err, errcap, "invalid run request");
+        return -1;
+    }
+    run *u = calloc(1, sizeof *u);
+    if (!u) goto oom;
+    if (lang == CP_LANG_JAVA) {
+        u->code = cp_java_wrap(code ? code : "", code_len, &u->code_len);
+    } else {
+        u->code = malloc(code_len + 1);
+        if (u->code) {
+            if (code_len) memcpy(u->code, code, code_len);
+            u->code[code_len] = '\0';
+            u->code_len = code_len;
+        }
+    }
+    if (!u->code) goto oom;
+    u->lang = lang;
+    u->timeout_s = timeout_s;
+    u->count = count;
+    u->sink = *sink;
+    u->ud = ud;
+    u->out.fd = u->err.fd = u->ev_fd = u->status_fd = u->pid_fd = -1;
+
+    pthread_mutex_lock(&r->mu);
+    if (r->stopping) {
+        pthread_mutex_unlock(&r->mu);
+        free_run(u);
+        set_err(err, errcap, "the server is shutting down");
+        return -1;
+    }
+    if (r->nrunning + r->nwaiting >= r->cfg.max_running + r->cfg.max_queued) {
+        unsigned running = r->nrunning, waiting = r->nwaiting;
+        pthread_mutex_unlock(&r->mu);
+        free_run(u);
+        set_err(err, errcap, "busy: %u runs are running and %u waiting; try again shortly", running,
+                waiting);
+        return -1;
+    }
+    u->id = r->next_id++;
+    if (r->wait_tail)
+        r->wait_tail->next = u;
+    else
+        r->wait_head = u;
+    r->wait_tail = u;
+    r->nwaiting++;
+    if (id) *id = u->id;
+    pthread_mutex_unlock(&r->mu);
+    wake(r);
+    return 0;
+oom:
+    free_run(u);
+    set_err(err, errcap, "out of memory");
+    return -1;
+}
+
+/* Ask for a run to stop with `reason`; the supervisor acts on it. */
+static void request_cancel(cp_runner *r, uint64_t id, int reason)
+{
+    bool found = false;
+    pthread_mutex_lock(&r->mu);
+    for (run *u = r->wait_head; u && !found; u = u->next) {
+        if (u->id == id) {
+            if (u->cancel_req == CANCEL_NONE) u->cancel_req = reason;
+            found = true;
+        }
+    }
+    for (unsigned s = 0; s < r->cfg.max_running && !found; s++) {
+        run *u = r->slots[s];
+        if (u && u->id == id) {
+            if (u->cancel_req == CANCEL_NONE) u->cancel_req = reason;
+            found = true;
+        }
+    }
+    if (found) r->cancel_pending = true;
+    pthread_mutex_unlock(&r->mu);
+    if (found) wake(r);
+}
+
+void cp_runner_cancel(cp_runner *r, uint64_t id)
+{
+    request_cancel(r, id, CANCEL_CANCELLED);
+}
+
+void cp_runner_kill(cp_runner *r, uint64_t id)
+{
+    request_cancel(r, id, CANCEL_KILLED);
+}
+
+void cp_runner_counts(cp_runner *r, unsigned *running, unsigned *queued)
+{
+    pthread_mutex_lock(&r->mu);
+    if (running) *running = r->nrunning;
+    if (queued) *queued = r->nwaiting;
+    pthread_mutex_unlock(&r->mu);
+}
