@@ -12,8 +12,8 @@
  *
  * fds inside bwrap's argv: 0 /dev/null, 1 stdout, 2 stderr, 3 events (the runner's),
  * 4 bwrap's --json-status-fd, 5 the seccomp BPF, 6 the code, 7 /etc/passwd, 8
- * /etc/group. bwrap closes 4-8 before the runner starts (the self-test checks that the
- * runner sees exactly 0-3).
+ * /etc/group, 9 the language runner. bwrap closes 4-9 before the runner starts (the
+ * self-test checks that the runner sees exactly 0-3).
  *
  * Not thread-safe: one thread (the supervisor) calls spawn, kill and release; the
  * only mutable state is the run counter, the orphan flag and the language availability
@@ -52,7 +52,9 @@
 /* ---- limits and fixed paths (every number the sandbox uses is here) --------------- */
 
 #define CP_SANDBOX_BWRAP "/usr/bin/bwrap"
-/* Where cfg->runner_dir appears inside the sandbox. */
+/* Largest runner file read into memory at init. */
+#define CP_SANDBOX_RUNNER_MAX (1u << 20)
+/* Where the runners appear inside the sandbox. */
 #define CP_SANDBOX_RUNNER_MOUNT "/opt/codepane/runners"
 /* The directory holding the code file inside. */
 #define CP_SANDBOX_CODE_DIR "/w"
@@ -140,7 +142,8 @@ enum {
     FD_CODE,
     FD_PASSWD,
     FD_GROUP,
-    FD_NTARGET,             /* fds 0..8 are handed to bwrap */
+    FD_RUNNER,              /* the language runner (/dev/null when there is none) */
+    FD_NTARGET,             /* fds 0..9 are handed to bwrap */
     FD_ERRPIPE = FD_NTARGET /* CLOEXEC: tells the parent why setup failed */
 };
 
@@ -192,6 +195,10 @@ struct cp_sandbox {
     int devnull_fd;             /* stdin of every run */
     int seccomp_fd;             /* sealed memfd with the BPF */
     int passwd_fd, group_fd;    /* sealed memfds */
+    /* Sealed memfds with each language's runner, read once at init: the runners reach
+     * the sandbox like the code (--ro-bind-data), so no host path has to be readable by
+     * the slot uids (a checkout under a 0700 directory works). -1: no runner. */
+    int runner_fd[CP_SANDBOX_NLANG];
     cp_cgroups *cg;             /* NULL without cgroups */
     unsigned long long run_seq; /* names run cgroups uniquely */
     bool orphans_left;          /* a sweep left an orphaned init alive: sweep again */
@@ -268,22 +275,29 @@ static int memfd_reopen(int memfd)
     return open(path, O_RDONLY | O_CLOEXEC);
 }
 
-/* True when every directory on the way to `path` is searchable by others and `path`
- * itself readable and searchable: bwrap resolves bind sources as the slot uid. */
-static bool world_readable_dir(const char *path)
+/* A sealed memfd with the contents of a runner file (read as the server), or -1. */
+static int runner_memfd(const char *path)
 {
-    char buf[PATH_MAX];
-    if (strlen(path) >= sizeof buf) return false;
-    strcpy(buf, path);
-    struct stat st;
-    if (stat(buf, &st) < 0 || !S_ISDIR(st.st_mode) ||
-        (st.st_mode & (S_IROTH | S_IXOTH)) != (S_IROTH | S_IXOTH))
-        return false;
-    for (char *slash = strrchr(buf, '/'); slash && slash != buf; slash = strrchr(buf, '/')) {
-        *slash = '\0';
-        if (stat(buf, &st) < 0 || !(st.st_mode & S_IXOTH)) return false;
+    FILE *f = fopen(path, "rbe");
+    if (!f) return -1;
+    char *data = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            if (cap >= CP_SANDBOX_RUNNER_MAX) break;
+            char *more = realloc(data, cap = cap ? 2 * cap : 16384);
+            if (!more) break;
+            data = more;
+        }
+        size_t n = fread(data + len, 1, cap - len, f);
+        len += n;
+        if (n == 0) break;
     }
-    return true;
+    bool whole = feof(f) && !ferror(f);
+    fclose(f);
+    int fd = whole ? memfd_with("codepane-runner", data, len) : -1;
+    free(data);
+    return fd;
 }
 
 /* D18: kill processes a crashed server left running under the slot uids. The uids are
@@ -357,6 +371,8 @@ int cp_sandbox_init(cp_sandbox **out, const cp_sandbox_config *cfg, char *err, s
     if (!sb) return errf(err, errcap, "sandbox: out of memory");
     sb->cfg = *cfg;
     sb->devnull_fd = sb->seccomp_fd = sb->passwd_fd = sb->group_fd = -1;
+    for (int l = 0; l < CP_SANDBOX_NLANG; l++)
+        sb->runner_fd[l] = -1;
     sb->runner_dir = strdup(cfg->runner_dir);
     sb->cfg.runner_dir = sb->runner_dir;
     if (!sb->runner_dir) {
@@ -374,12 +390,6 @@ int cp_sandbox_init(cp_sandbox **out, const cp_sandbox_config *cfg, char *err, s
     struct stat st;
     if (stat(sb->runner_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
         errf(err, errcap, "sandbox: runner_dir %s is not a directory", sb->runner_dir);
-        goto fail;
-    }
-    if (sb->root && !world_readable_dir(sb->runner_dir)) {
-        errf(err, errcap,
-             "sandbox: runner_dir %s (and every parent) must be readable by the slot uids",
-             sb->runner_dir);
         goto fail;
     }
     sb->devnull_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -401,7 +411,7 @@ int cp_sandbox_init(cp_sandbox **out, const cp_sandbox_config *cfg, char *err, s
         if (ls->runner) {
             char path[PATH_MAX];
             snprintf(path, sizeof path, "%s/%s", sb->runner_dir, ls->runner);
-            if (access(path, R_OK) < 0) continue;
+            if ((sb->runner_fd[l] = runner_memfd(path)) < 0) continue;
         }
         sb->lang_ok[l] = true;
     }
@@ -443,6 +453,8 @@ void cp_sandbox_free(cp_sandbox *sb)
     close_fd(&sb->devnull_fd);
     close_fd(&sb->seccomp_fd);
     close_fd(&sb->passwd_fd);
+    for (int l = 0; l < CP_SANDBOX_NLANG; l++)
+        close_fd(&sb->runner_fd[l]);
     close_fd(&sb->group_fd);
     free(sb->runner_dir);
     free(sb);
@@ -600,7 +612,11 @@ static void build_argv(argv_b *a, const cp_sandbox *sb, cp_lang lang, bool direc
     args2(a, "--size", argf(a, "%zu", sb->cfg.tmp_bytes));
     args2(a, "--perms", "1777");
     args2(a, "--tmpfs", "/tmp");
-    if (!direct && ls->runner) args3(a, "--ro-bind", sb->runner_dir, CP_SANDBOX_RUNNER_MOUNT);
+    if (!direct && ls->runner) {
+        args2(a, "--dir", CP_SANDBOX_RUNNER_MOUNT);
+        args3(a, "--ro-bind-data", argf(a, "%d", FD_RUNNER),
+              argf(a, "%s/%s", CP_SANDBOX_RUNNER_MOUNT, ls->runner));
+    }
     /* The code: copied by bwrap from an fd, read-only, no host file to race on. */
     args2(a, "--dir", CP_SANDBOX_CODE_DIR);
     args3(a, "--ro-bind-data", argf(a, "%d", FD_CODE), ls->code_path);
@@ -662,7 +678,8 @@ struct child_report {
 
 typedef struct {
     char *const *argv;
-    int src[FD_NTARGET]; /* what becomes fd 0..8 */
+    int src[FD_NTARGET]; /* what becomes fd 0..9 */
+    bool no_runner;      /* fd 9 is a placeholder bwrap does not consume: close it */
     int err_w;           /* the report pipe */
     int procs[CP_CGROUP_MAX_HIER];
     size_t nprocs;
@@ -719,6 +736,7 @@ static _Noreturn void run_child(const child_ctx *c)
     for (int i = 0; i < FD_NTARGET; i++)
         if (dup2(tmp[i], i) < 0) child_fail(report, STEP_FDS);
     if (syscall(SYS_close_range, FD_ERRPIPE + 1, ~0U, 0) < 0) child_fail(report, STEP_FDS);
+    if (c->no_runner) close(FD_RUNNER);
 
     for (size_t i = 0; i < c->nrl; i++)
         if (setrlimit(c->rl_res[i], &c->rl[i]) < 0) child_fail(report, STEP_RLIMIT);
@@ -853,7 +871,7 @@ static int spawn_impl(cp_sandbox *sb, cp_lang lang, const char *code, size_t cod
     fill_rlimits(&c, sb);
     for (int i = 0; i < FD_NTARGET; i++)
         c.src[i] = -1;
-    int child_side[FD_NTARGET] = {-1, -1, -1, -1, -1, -1, -1, -1, -1}; /* ours to close */
+    int child_side[FD_NTARGET] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1}; /* ours to close */
     int report_r = -1, report_w = -1;
     int rc = -1;
 
@@ -876,8 +894,11 @@ static int spawn_impl(cp_sandbox *sb, cp_lang lang, const char *code, size_t cod
     child_side[FD_PASSWD] = memfd_reopen(sb->passwd_fd);
     child_side[FD_GROUP] = memfd_reopen(sb->group_fd);
     child_side[FD_CODE] = memfd_with("codepane-code", code, code_len);
+    c.no_runner = direct || sb->runner_fd[lang] < 0;
+    child_side[FD_RUNNER] = c.no_runner ? fcntl(sb->devnull_fd, F_DUPFD_CLOEXEC, 0)
+                                        : memfd_reopen(sb->runner_fd[lang]);
     if (child_side[FD_SECCOMP] < 0 || child_side[FD_PASSWD] < 0 || child_side[FD_GROUP] < 0 ||
-        child_side[FD_CODE] < 0) {
+        child_side[FD_CODE] < 0 || child_side[FD_RUNNER] < 0) {
         errf(err, errcap, "sandbox: memfd: %s", strerror(errno));
         goto out;
     }
