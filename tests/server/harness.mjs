@@ -44,12 +44,20 @@ export async function startServer({ args = [], env = {}, uidBase = UID_BASE, por
   });
   const timer = setTimeout(() => proc.kill('SIGKILL'), 20000);
   await ready.finally(() => clearTimeout(timer));
+  // A server that dies on its own (a crash, an ASan abort) would otherwise show up only
+  // as a refused connection in whichever test came next: say so, with its stderr.
+  let stopping = false;
+  proc.once('exit', (code, signal) => {
+    if (stopping || signal === 'SIGKILL' || (code === 0 && !signal)) return;
+    process.stderr.write(`codepane-server (pid ${proc.pid}) died: code ${code}, signal ${signal}\n${err}\n`);
+  });
   const base = `http://127.0.0.1:${port}`;
   return {
     port, base, proc, pid: proc.pid, uidBase,
     output: () => ({ out, err }),
     async stop() {
       if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      stopping = true;
       proc.kill('SIGTERM');
       const t = setTimeout(() => proc.kill('SIGKILL'), 10000);
       const [code] = await once(proc, 'exit');
