@@ -527,6 +527,15 @@ static int do_create(cp_server *srv, reply *rp, const cJSON *body)
     return reply_ok(rp, d);
 }
 
+/* The data of getSessionInfo, release and refresh: {"sessionId","status"}. */
+static cJSON *status_data(const char *sid, const char *status)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "sessionId", sid);
+    cJSON_AddStringToObject(d, "status", status);
+    return d;
+}
+
 static int do_get(cp_server *srv, reply *rp, const char *sid)
 {
     cp_session_state st;
@@ -545,20 +554,14 @@ static int do_info(cp_server *srv, reply *rp, const char *sid)
     if (st == CP_SESSION_UNKNOWN) return session_missing(rp, sid, st);
     if (s) cp_session_touch(s);
     cp_session_put(s);
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "sessionId", sid);
-    cJSON_AddStringToObject(d, "status", st == CP_SESSION_LIVE ? "RUNNING" : "FINISH");
-    return reply_ok(rp, d);
+    return reply_ok(rp, status_data(sid, st == CP_SESSION_LIVE ? "RUNNING" : "FINISH"));
 }
 
 static int do_release(cp_server *srv, reply *rp, const char *sid)
 {
     cp_session_state st = cp_sessions_release(srv->sessions, sid);
     if (st == CP_SESSION_UNKNOWN) return session_missing(rp, sid, st);
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "sessionId", sid);
-    cJSON_AddStringToObject(d, "status", "FINISH");
-    return reply_ok(rp, d);
+    return reply_ok(rp, status_data(sid, "FINISH"));
 }
 
 static int do_refresh(cp_server *srv, reply *rp, const char *sid)
@@ -568,10 +571,7 @@ static int do_refresh(cp_server *srv, reply *rp, const char *sid)
     if (!s) return session_missing(rp, sid, st);
     cp_session_touch(s);
     cp_session_put(s);
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "sessionId", sid);
-    cJSON_AddStringToObject(d, "status", "RUNNING");
-    return reply_ok(rp, d);
+    return reply_ok(rp, status_data(sid, "RUNNING"));
 }
 
 static int handle_control(cp_server *srv, reply *rp, const char *ip, const char *op)
