@@ -3,6 +3,8 @@
 #   deps    install the system packages the build and tests need (apt, as root)
 #   native  the portable core and its unit tests, natively, with ASan + UBSan
 #   wasm    the core compiled with emcc into build/wasm/libcpcore.a, plus a link test
+#   client  the WASM client and the npm package's files in dist/
+#   size    gzip size of the browser entry (JS + wasm)
 #   server  codepane-server into build/server/codepane-server
 #   cjson   fetch cJSON's pinned source into build/cjson and print where it is
 #   test    everything above, then run every test suite
@@ -43,6 +45,8 @@ DEPS=(
   # codepane-server and the sandboxed languages
   libcivetweb-dev libseccomp-dev nettle-dev bubblewrap
   python3 nodejs openjdk-17-jdk-headless r-base-core
+  # the browser tests (driven by npm playwright-core, which never downloads a browser)
+  chromium
 )
 
 cmd_deps() {
@@ -176,29 +180,86 @@ cmd_wasm() {
   mkdir -p "$out/obj" "$out/include/cjson"
   cp "$cj/cJSON.h" "$out/include/cjson/cJSON.h"
   log "wasm: core + cJSON → build/wasm/libcpcore.a"
+  # Integer-only printf for the core, and cJSON's number conversions through JS: both
+  # keep musl's long-double formatting out of the wasm (src/client/small_printf.h,
+  # src/client/cjson_numbers.c).
   for f in "${CORE_SRC[@]}"; do
     o="$out/obj/$(basename "${f%.c}").o"
-    "$EMCC" "${WARN[@]}" -Oz -flto -I"$out/include" -I"$ROOT/src/core" -c "$f" -o "$o"
+    "$EMCC" "${WARN[@]}" -Oz -flto -include "$ROOT/src/client/small_printf.h" \
+      -I"$out/include" -I"$ROOT/src/core" -c "$f" -o "$o"
     objs+=("$o")
   done
   # Third-party code is compiled as its authors ship it, without our warning set.
-  "$EMCC" -std=c11 -Oz -flto -c "$cj/cJSON.c" -o "$out/obj/cJSON.o"
+  "$EMCC" -std=c11 -Oz -flto -Dsprintf=cp_cjson_sprintf -Dsscanf=cp_cjson_sscanf \
+    -Dstrtod=cp_cjson_strtod -c "$cj/cJSON.c" -o "$out/obj/cJSON.o"
+  for f in cjson_numbers small_printf; do
+    "$EMCC" "${WARN[@]}" -Oz -flto -c "$ROOT/src/client/$f.c" -o "$out/obj/$f.o"
+    objs+=("$out/obj/$f.o")
+  done
   objs+=("$out/obj/cJSON.o")
   rm -f "$out/libcpcore.a"
   emar rcs "$out/libcpcore.a" "${objs[@]}"
   log "wasm: link test → build/wasm/link_test.mjs"
   "$EMCC" "${WARN[@]}" -Oz -flto -I"$out/include" -I"$ROOT/src/core" \
-    "$ROOT/tests/wasm/link_test.c" "$out/libcpcore.a" \
+    -include "$ROOT/src/client/small_printf.h" "$ROOT/tests/wasm/link_test.c" "$out/libcpcore.a" --js-library "$ROOT/src/client/hooks.js" \
     -sMODULARIZE -sEXPORT_ES6 -sEXPORT_NAME=createLinkTest -sENVIRONMENT=web,worker \
     -sFILESYSTEM=0 -sMALLOC=emmalloc -sALLOW_MEMORY_GROWTH \
-    -sEXPORTED_FUNCTIONS=_malloc,_free,_cp_link_test \
+    -sEXPORTED_FUNCTIONS=_malloc,_free,_cp_link_test,_cp_link_format \
     -sEXPORTED_RUNTIME_METHODS=UTF8ToString,stringToUTF8,lengthBytesUTF8 \
     -o "$out/link_test.mjs"
 }
 
+# The WASM client (src/client on the core) and the npm package's files in dist/:
+# codepane.mjs (browser entry), node.mjs (Node entry), core.wasm, codepane.d.ts.
+# CLIENT_DEBUG=1 links without Closure and with assertions.
+cmd_client() {
+  cmd_wasm
+  emcc_env
+  local out="$BUILD/client" dist="$ROOT/dist" exports link=()
+  mkdir -p "$out" "$dist"
+  exports=$(paste -sd, "$ROOT/src/client/exports.txt")
+  # What the module reads from the factory's argument (anything else is dead code):
+  # the Node entry's wasm bytes and transports, and the hooks' handlers (api.mjs).
+  local incoming=wasmBinary,XMLHttpRequest,WebSocket,onRunDone,onStream,onConnState,onTimer
+  if [ "${CLIENT_DEBUG:-0}" = 1 ]; then
+    link=(-O1 -g -sASSERTIONS=2)
+  else
+    link=(-Oz -flto --closure 1)
+    export EM_CLOSURE_COMPILER="$ROOT/node_modules/.bin/google-closure-compiler"
+    [ -x "$EM_CLOSURE_COMPILER" ] || die "google-closure-compiler missing: run ./build.sh deps"
+  fi
+  log "client: src/client + core → build/client/core.mjs + core.wasm"
+  "$EMCC" "${WARN[@]}" "${link[@]}" -I"$BUILD/wasm/include" -I"$ROOT/src/core" \
+    -include "$ROOT/src/client/small_printf.h" \
+    "$ROOT/src/client/client.c" "$BUILD/wasm/libcpcore.a" \
+    --js-library "$ROOT/src/client/hooks.js" --pre-js "$ROOT/src/client/pre.js" \
+    -sFETCH -sFETCH_SUPPORT_INDEXEDDB=0 -lwebsocket.js \
+    -sMODULARIZE -sEXPORT_ES6 -sEXPORT_NAME=createCore -sENVIRONMENT=web,worker \
+    -sFILESYSTEM=0 -sMALLOC=emmalloc -sALLOW_MEMORY_GROWTH -sINITIAL_MEMORY=1MB -sTOTAL_STACK=256KB \
+    -sEXPORTED_FUNCTIONS="$exports" -sEXPORTED_RUNTIME_METHODS=HEAPU8 \
+    -sTEXTDECODER=2 -sSTRICT -sINCOMING_MODULE_JS_API="$incoming" \
+    -o "$out/core.mjs"
+  log "client: bundles → dist/"
+  local esb="$ROOT/node_modules/.bin/esbuild"
+  [ -x "$esb" ] || die "esbuild missing: run ./build.sh deps"
+  "$esb" --log-level=warning --bundle --minify --format=esm --target=es2020 \
+    "$ROOT/src/client/browser.mjs" --outfile="$dist/codepane.mjs"
+  "$esb" --log-level=warning --bundle --minify --format=esm --target=es2020 --platform=node \
+    --external:ws --external:xhr2 \
+    "$ROOT/src/client/node.mjs" --outfile="$dist/node.mjs"
+  cp "$out/core.wasm" "$dist/core.wasm"
+  cp "$ROOT/src/client/codepane.d.ts" "$dist/codepane.d.ts"
+}
+
+# Gzip size of what a browser page loads for the client: the browser entry and its wasm.
+cmd_size() {
+  [ -f "$ROOT/dist/codepane.mjs" ] || cmd_client
+  node "$ROOT/scripts/size.mjs" "$ROOT/dist/codepane.mjs" "$ROOT/dist/core.wasm"
+}
+
 cmd_test() {
   cmd_native
-  cmd_wasm
+  cmd_client
   cmd_server
   cmd_server_probes
   local san=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1)
@@ -210,11 +271,12 @@ cmd_test() {
   env "${san[@]}" "$BUILD/server/wsproto-test"
   log "test: runner probe"
   (cd "$ROOT" && env "${san[@]}" CP_PROBE_UID_BASE=63100 "$BUILD/server/runner-probe" src/server/runners)
-  log "test: node suites (wasm core, codepane-server, docs examples)"
+  log "test: node suites (wasm core, client, browser, package, codepane-server, docs examples)"
   # One file at a time: each starts its own server, and sandboxes share the machine's
   # two cores.
-  node --test --test-concurrency=1 "$ROOT"/tests/wasm/*.test.mjs "$ROOT"/tests/server/*.test.mjs \
-    "$ROOT"/tests/docs/*.test.mjs
+  node --test --test-concurrency=1 "$ROOT"/tests/wasm/*.test.mjs "$ROOT"/tests/client/*.test.mjs \
+    "$ROOT"/tests/browser/*.test.mjs "$ROOT"/tests/package/*.test.mjs \
+    "$ROOT"/tests/server/*.test.mjs "$ROOT"/tests/docs/*.test.mjs
 }
 
 cmd_clean() { rm -rf "$BUILD"; }
@@ -223,9 +285,11 @@ case "${1:-}" in
   deps) cmd_deps ;;
   native) cmd_native ;;
   wasm) cmd_wasm ;;
+  client) cmd_client ;;
+  size) cmd_size ;;
   cjson) cjson_src ;;
   server) cmd_server ;;
   test) cmd_test ;;
   clean) cmd_clean ;;
-  *) echo "usage: $0 {deps|native|wasm|server|cjson|test|clean}" >&2; exit 2 ;;
+  *) echo "usage: $0 {deps|native|wasm|client|size|server|cjson|test|clean}" >&2; exit 2 ;;
 esac

@@ -13,13 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
 #include "core_limits.h"
+#include "json.h"
+#include "result.h"
 
 #define TOOL_NAME "run_code"
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errcap,
-                                                           const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errcap, const char *fmt,
+                                                          ...)
 {
     if (!err || !errcap) return;
     va_list ap;
@@ -164,8 +165,8 @@ int cp_timeout_from_json(const cJSON *value, double dflt, double max, double *ou
 
 /* Read an optional string member into *dst (a heap copy; left NULL when the member is
  * absent or null). A value that is not a string, or a string holding NUL, is refused. */
-static int opt_string(const cJSON *obj, const char *key, const char *field, char **dst,
-                      char *err, size_t errcap)
+static int opt_string(const cJSON *obj, const char *key, const char *field, char **dst, char *err,
+                      size_t errcap)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v || cJSON_IsNull(v)) return 0;
@@ -242,8 +243,7 @@ static int read_args(const cJSON *args, double dflt, double max, cp_run_request 
 
 /* Parse the body as an object; a string holding NUL stays visible (as a raw item) so
  * that the field it is in can be named. */
-static cJSON *parse_object(const char *text, size_t len, const char *what, char *err,
-                           size_t errcap)
+static cJSON *parse_object(const char *text, size_t len, const char *what, char *err, size_t errcap)
 {
     char reason[64];
     cJSON *root = cp_json_parse_keep_nul(text, len, reason, sizeof reason);
@@ -319,4 +319,41 @@ out:
     cJSON_Delete(args);
     cJSON_Delete(root);
     return finish(req, rc);
+}
+
+/* ---- toolList (client) ------------------------------------------------------------------ */
+
+/* The first member of obj among keys that is a non-empty string, or NULL. */
+static const char *first_string(const cJSON *obj, const char *const *keys)
+{
+    for (; *keys; keys++) {
+        const char *v = cp_json_get_string(obj, *keys);
+        if (v && v[0]) return v;
+    }
+    return NULL;
+}
+
+char *cp_tool_server(const char *tool_list, size_t len, const char *name)
+{
+    static const char *const name_keys[] = {"name", "Name", NULL};
+    static const char *const server_keys[] = {"server", "serverName", "Server", NULL};
+    if (!tool_list || !len) return NULL;
+    cJSON *root = cp_json_parse(tool_list, len, NULL, 0);
+    if (cJSON_IsString(root)) { /* the createSession reply's form: a JSON string */
+        cJSON *inner = cp_json_parse(root->valuestring, strlen(root->valuestring), NULL, 0);
+        cJSON_Delete(root);
+        root = inner;
+    }
+    char *server = NULL;
+    const cJSON *list = cJSON_IsArray(root) ? root : NULL, *tool;
+    cJSON_ArrayForEach(tool, list)
+    {
+        const char *n = first_string(tool, name_keys);
+        if (!n || strcmp(n, name) != 0) continue;
+        const char *s = first_string(tool, server_keys);
+        if (s) server = cp_strndup(s, strlen(s));
+        break;
+    }
+    cJSON_Delete(root);
+    return server;
 }

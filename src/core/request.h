@@ -40,6 +40,16 @@ char *cp_request_linkurl_body(const char *code, size_t code_len, cp_lang lang, l
 char *cp_request_gateway_body(const char *code, size_t code_len, cp_lang lang, long timeout_s,
                               const char *session_id);
 
+/* Client: the server name of tool `name` (e.g. "run_code") in a session's toolList (spec
+ * §1.3). tool_list is the JSON text of an array of tool descriptors, or of a JSON string
+ * holding that text (toolList is a JSON string in the createSession reply). Per entry the
+ * name is `name`, else `Name`; the server `server`, else `serverName`, else `Server`. The
+ * first entry whose name matches wins; its server is used when non-empty. Returns a heap
+ * copy, or NULL when there is none (unparseable list, no such tool, empty server) or on
+ * OOM: the caller then uses CP_DEFAULT_TARGET for streaming and the gateway route for
+ * HTTP (spec §2). */
+char *cp_tool_server(const char *tool_list, size_t len, const char *name);
+
 /* The validated wall timeout: a missing or null value gives `dflt`; anything that is
  * not a finite JSON number, or is ≤ 0 (also -0), is refused with a message in err; a
  * value above `max` is clamped to `max` (0 never means unlimited). Returns 0 or -1. */

@@ -34,7 +34,8 @@ void cp_result_init(cp_result *r)
 
 static void strlist_free(cp_strlist *l)
 {
-    for (size_t i = 0; i < l->count; i++) free(l->items[i].ptr);
+    for (size_t i = 0; i < l->count; i++)
+        free(l->items[i].ptr);
     free(l->items);
     memset(l, 0, sizeof *l);
 }
@@ -75,7 +76,8 @@ void cp_result_free(cp_result *r)
     free(r->request_id);
     strlist_free(&r->out);
     strlist_free(&r->err);
-    for (size_t i = 0; i < r->nresults; i++) cp_item_free(&r->results[i]);
+    for (size_t i = 0; i < r->nresults; i++)
+        cp_item_free(&r->results[i]);
     free(r->results);
     if (r->error) {
         free(r->error->name);
@@ -100,7 +102,8 @@ int cp_result_set_error_message(cp_result *r, const char *msg)
 int cp_result_set_error(cp_result *r, const char *name, const char *value, const char *traceback)
 {
     if (!r->error && !(r->error = calloc(1, sizeof *r->error))) return -1;
-    if (replace(&r->error->name, name ? name : "") || replace(&r->error->value, value ? value : "") ||
+    if (replace(&r->error->name, name ? name : "") ||
+        replace(&r->error->value, value ? value : "") ||
         replace(&r->error->traceback, traceback ? traceback : ""))
         return -1;
     return 0;
@@ -310,6 +313,14 @@ char *cp_result_to_json(const cp_result *r)
     return text;
 }
 
+char *cp_item_to_json(const cp_result_item *it)
+{
+    cJSON *o = item_to_json(it);
+    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return text;
+}
+
 char *cp_result_text(const cp_result *r)
 {
     for (size_t i = 0; i < r->nresults; i++)
@@ -318,7 +329,8 @@ char *cp_result_text(const cp_result *r)
     if (r->nresults && r->results[0].text && r->results[0].text[0])
         return cp_strndup(r->results[0].text, strlen(r->results[0].text));
     size_t total = 0;
-    for (size_t i = 0; i < r->out.count; i++) total += r->out.items[i].len;
+    for (size_t i = 0; i < r->out.count; i++)
+        total += r->out.items[i].len;
     char *s = malloc(total + 1), *p = s;
     if (!s) return NULL;
     for (size_t i = 0; i < r->out.count; i++) {

@@ -99,6 +99,11 @@ int cp_result_fail(cp_result *r, const char *msg);
  * errorMessage}. NULL on OOM. */
 char *cp_result_to_json(const cp_result *r);
 
+/* One item as the TypeScript SDK's ExecutionResult: {text?, html?, markdown?, png?,
+ * jpeg?, svg?, json?, latex?, chart?, isMainResult}, as in cp_result_to_json. NULL on
+ * OOM. A streaming client hands each result to its caller as it arrives in this form. */
+char *cp_item_to_json(const cp_result_item *it);
+
 /* What the Python SDK's `result` property returns (spec §8.1): the text of the first main
  * result with non-empty text, else the first result's text if non-empty, else every
  * stdout chunk concatenated, else "". */

@@ -11,7 +11,7 @@
 #include "lang.h"
 #include "request.h"
 
-#define MAX_TIMEOUT 300.0
+#define MAX_TIMEOUT     300.0
 #define DEFAULT_TIMEOUT 60.0
 
 /* ---- builders --------------------------------------------------------------------- */
@@ -50,17 +50,18 @@ TEST(request_language_aliases_go_on_the_wire_canonical)
     static const struct {
         const char *given, *wire;
     } cases[] = {
-        {"PYTHON", "python"},     {"python3", "python"},     {"py", "python"},
-        {"Python", "python"},     {"js", "javascript"},      {"node", "javascript"},
-        {"nodejs", "javascript"}, {"JavaScript", "javascript"}, {" Java ", "java"},
-        {"R", "r"},
+        {"PYTHON", "python"},     {"python3", "python"},
+        {"py", "python"},         {"Python", "python"},
+        {"js", "javascript"},     {"node", "javascript"},
+        {"nodejs", "javascript"}, {"JavaScript", "javascript"},
+        {" Java ", "java"},       {"R", "r"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cp_lang lang = cp_lang_parse(cases[i].given, strlen(cases[i].given));
         char *body = cp_request_gateway_body("1", 1, lang, 60, "s");
         char expected[160];
-        snprintf(expected,
-                 sizeof expected, "{\"args\":\"{\\\"code\\\":\\\"1\\\",\\\"language\\\":\\\"%s\\\","
+        snprintf(expected, sizeof expected,
+                 "{\"args\":\"{\\\"code\\\":\\\"1\\\",\\\"language\\\":\\\"%s\\\","
                  "\\\"timeout_s\\\":60}\",\"sessionId\":\"s\",\"name\":\"run_code\"}",
                  cases[i].wire);
         CHECK_STR(body, expected);
@@ -105,7 +106,8 @@ TEST(request_parse_linkurl_reads_what_the_client_built)
     cp_run_request req;
     char err[128] = "";
     CHECK_INT(cp_request_parse_linkurl(body, strlen(body), DEFAULT_TIMEOUT, MAX_TIMEOUT, &req, err,
-                                       sizeof err), 0);
+                                       sizeof err),
+              0);
     CHECK_STR(err, "");
     CHECK_STR(req.code, "print('hi')\n");
     CHECK_INT(req.code_len, 12);
@@ -126,7 +128,8 @@ TEST(request_parse_gateway_reads_what_the_client_built)
     cp_run_request req;
     char err[128] = "";
     CHECK_INT(cp_request_parse_gateway(body, strlen(body), DEFAULT_TIMEOUT, MAX_TIMEOUT, &req, err,
-                                       sizeof err), 0);
+                                       sizeof err),
+              0);
     CHECK_STR(req.code, "console.log(1)");
     CHECK_INT(req.lang, CP_LANG_JAVASCRIPT);
     CHECK_STR(req.language_raw, "javascript");
@@ -148,7 +151,8 @@ TEST(request_parse_gateway_accepts_python_sdk_separators_and_unicode)
     cp_run_request req;
     char err[128] = "";
     CHECK_INT(cp_request_parse_gateway(body, strlen(body), DEFAULT_TIMEOUT, MAX_TIMEOUT, &req, err,
-                                       sizeof err), 0);
+                                       sizeof err),
+              0);
     CHECK_STR(err, "");
     CHECK_STR(req.code, "print('\xc3\xa9')");
     CHECK_DBL(req.timeout_s, 60);
@@ -163,7 +167,8 @@ TEST(request_parse_keeps_raw_language_and_does_not_refuse_unsupported)
     cp_run_request req;
     char err[128] = "";
     CHECK_INT(cp_request_parse_linkurl(body, strlen(body), DEFAULT_TIMEOUT, MAX_TIMEOUT, &req, err,
-                                       sizeof err), 0);
+                                       sizeof err),
+              0);
     CHECK_INT(req.lang, CP_LANG_NONE);
     CHECK_STR(req.language_raw, " Ruby ");
     cp_run_request_free(&req);
@@ -175,7 +180,8 @@ TEST(request_parse_folds_language_case_and_aliases)
     cp_run_request req;
     char err[128] = "";
     CHECK_INT(cp_request_parse_linkurl(body, strlen(body), DEFAULT_TIMEOUT, MAX_TIMEOUT, &req, err,
-                                       sizeof err), 0);
+                                       sizeof err),
+              0);
     CHECK_INT(req.lang, CP_LANG_PYTHON);
     CHECK_STR(req.language_raw, "PY");
     CHECK_DBL(req.timeout_s, DEFAULT_TIMEOUT); /* timeout_s missing: the default */
@@ -194,7 +200,8 @@ TEST(request_parse_missing_or_null_language_reads_empty_and_unsupported)
         cp_run_request req;
         char err[128] = "";
         CHECK_INT(cp_request_parse_linkurl(bodies[i], strlen(bodies[i]), DEFAULT_TIMEOUT,
-                                           MAX_TIMEOUT, &req, err, sizeof err), 0);
+                                           MAX_TIMEOUT, &req, err, sizeof err),
+                  0);
         CHECK_STR(req.language_raw, "");
         CHECK_INT(req.lang, CP_LANG_NONE);
         cp_run_request_free(&req);
@@ -207,7 +214,8 @@ TEST(request_parse_empty_code_is_accepted)
     cp_run_request req;
     char err[128] = "";
     CHECK_INT(cp_request_parse_linkurl(body, strlen(body), DEFAULT_TIMEOUT, MAX_TIMEOUT, &req, err,
-                                       sizeof err), 0);
+                                       sizeof err),
+              0);
     CHECK_STR(req.code, "");
     CHECK_INT(req.code_len, 0);
     cp_run_request_free(&req);
@@ -234,7 +242,7 @@ static void expect_refusal(bool gateway, const char *body, size_t len, const cha
 }
 
 #define REFUSE_LINK(body, msg) expect_refusal(false, body, strlen(body), msg)
-#define REFUSE_GW(body, msg) expect_refusal(true, body, strlen(body), msg)
+#define REFUSE_GW(body, msg)   expect_refusal(true, body, strlen(body), msg)
 
 TEST(request_parse_refuses_code_with_nul_escape)
 {
@@ -255,7 +263,8 @@ TEST(request_parse_escaped_backslash_u0000_is_not_a_nul)
     cp_run_request req;
     char err[128] = "";
     CHECK_INT(cp_request_parse_linkurl(body, strlen(body), DEFAULT_TIMEOUT, MAX_TIMEOUT, &req, err,
-                                       sizeof err), 0);
+                                       sizeof err),
+              0);
     CHECK_STR(req.code, "\\u0000");
     cp_run_request_free(&req);
 }
@@ -360,8 +369,8 @@ TEST(request_parse_reads_exactly_len_bytes)
     size_t len = strlen(buf) - strlen("GARBAGE");
     cp_run_request req;
     char err[128] = "";
-    CHECK_INT(cp_request_parse_linkurl(buf, len, DEFAULT_TIMEOUT, MAX_TIMEOUT, &req, err,
-                                       sizeof err), 0);
+    CHECK_INT(
+        cp_request_parse_linkurl(buf, len, DEFAULT_TIMEOUT, MAX_TIMEOUT, &req, err, sizeof err), 0);
     CHECK_STR(req.code, "1");
     cp_run_request_free(&req);
 }
@@ -386,13 +395,13 @@ TEST(timeout_table_accepts_defaults_and_clamps)
         const char *lit;
         double expected;
     } ok[] = {
-        {NULL, DEFAULT_TIMEOUT},     /* missing → default */
-        {"null", DEFAULT_TIMEOUT},   /* null → default */
+        {NULL, DEFAULT_TIMEOUT},   /* missing → default */
+        {"null", DEFAULT_TIMEOUT}, /* null → default */
         {"60", 60},
-        {"5.5", 5.5},                /* fractional seconds are fine */
+        {"5.5", 5.5}, /* fractional seconds are fine */
         {"1e-3", 0.001},
         {"300", MAX_TIMEOUT},
-        {"301", MAX_TIMEOUT},        /* above max → clamped */
+        {"301", MAX_TIMEOUT},                 /* above max → clamped */
         {"9223372036854775808", MAX_TIMEOUT}, /* 2^63 */
         {"1e308", MAX_TIMEOUT},
     };
@@ -469,8 +478,48 @@ TEST(timeout_s_through_the_parsers_defaults_and_clamps)
         cp_run_request req;
         char err[128] = "";
         CHECK_INT(cp_request_parse_linkurl(cases[i].body, strlen(cases[i].body), DEFAULT_TIMEOUT,
-                                           MAX_TIMEOUT, &req, err, sizeof err), 0);
+                                           MAX_TIMEOUT, &req, err, sizeof err),
+                  0);
         CHECK_DBL(req.timeout_s, cases[i].expected);
         cp_run_request_free(&req);
     }
+}
+
+/* Spec §1.3: which server a tool runs on, from a session's toolList. */
+static void check_tool_server(const char *list, const char *expected)
+{
+    char *s = cp_tool_server(list, list ? strlen(list) : 0, "run_code");
+    CHECK_STR(s, expected);
+    free(s);
+}
+
+TEST(tool_server_reads_the_first_matching_entry)
+{
+    check_tool_server("[{\"name\":\"read_file\",\"server\":\"fs\"},"
+                      "{\"name\":\"run_code\",\"server\":\"wuying_codespace\"},"
+                      "{\"name\":\"run_code\",\"server\":\"second\"}]",
+                      "wuying_codespace");
+    /* The createSession reply carries toolList as a JSON string of the array. */
+    check_tool_server("\"[{\\\"name\\\":\\\"run_code\\\",\\\"server\\\":\\\"s1\\\"}]\"", "s1");
+}
+
+TEST(tool_server_follows_the_sdk_fallback_keys)
+{
+    check_tool_server("[{\"Name\":\"run_code\",\"Server\":\"pascal\"}]", "pascal");
+    check_tool_server("[{\"name\":\"run_code\",\"serverName\":\"sn\",\"Server\":\"S\"}]", "sn");
+    check_tool_server("[{\"name\":\"\",\"Name\":\"run_code\",\"server\":\"\",\"Server\":\"S\"}]",
+                      "S");
+}
+
+TEST(tool_server_is_absent_for_a_missing_tool_or_a_bad_list)
+{
+    check_tool_server(NULL, NULL);
+    check_tool_server("", NULL);
+    check_tool_server("not json", NULL);
+    check_tool_server("{\"name\":\"run_code\",\"server\":\"x\"}", NULL);
+    check_tool_server("[{\"name\":\"read_file\",\"server\":\"fs\"}]", NULL);
+    /* The first match decides, even when its server is empty (no fall-through). */
+    check_tool_server(
+        "[{\"name\":\"run_code\",\"server\":\"\"},{\"name\":\"run_code\",\"server\":\"x\"}]", NULL);
+    check_tool_server("[1,\"run_code\",null,{\"name\":\"run_code\",\"server\":\"ok\"}]", "ok");
 }

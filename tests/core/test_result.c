@@ -182,3 +182,21 @@ TEST(result_free_resets_to_default)
     CHECK_INT(r.nresults, 0);
     cp_result_free(&r); /* freeing twice is harmless */
 }
+
+TEST(item_to_json_writes_one_result_in_ts_shape)
+{
+    cp_result_item it = {0};
+    CHECK_INT(cp_item_set(&it.text, "42"), 0);
+    CHECK_INT(cp_item_set(&it.json, "{\"a\":[1,2.5]}"), 0);
+    CHECK_INT(cp_item_set(&it.chart, "{\"mark\":\"bar\"}"), 0);
+    it.is_main_result = true;
+    char *s = cp_item_to_json(&it);
+    CHECK_STR(s, "{\"text\":\"42\",\"json\":{\"a\":[1,2.5]},\"chart\":{\"mark\":\"bar\"},"
+                 "\"isMainResult\":true}");
+    free(s);
+    cp_item_free(&it);
+    cp_result_item empty = {0};
+    s = cp_item_to_json(&empty);
+    CHECK_STR(s, "{\"isMainResult\":false}");
+    free(s);
+}

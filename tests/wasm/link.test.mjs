@@ -41,3 +41,11 @@ test('wasm core refuses an unsupported language with the SDK message', () => {
   assert.equal(r.success, false);
   assert.equal(r.errorMessage, 'Unsupported language: ruby. Supported: java, javascript, python, r');
 });
+
+test('the wasm build formats messages with its own small snprintf, exactly like libc for what it supports', () => {
+  const out = mod.UTF8ToString(mod._cp_link_format());
+  assert.deepEqual(out.split('|'), [
+    '3:abc', '10:abcdefg', '3:xy!', '0:', '11:-214748', '4:0', '42', '3:0.1', '7:-2.5e-8', '4:100%',
+    '3:%x%', '6:(null)', '4',
+  ]);
+});
