@@ -81,6 +81,10 @@ void cp_config_usage(FILE *out)
         "  --tmp-size SIZE        size of a run's /tmp (default 64M)\n"
         "  --session-idle S       idle time after which a session is released (default 600)\n"
         "  --max-sessions N       live sessions at once (default 64)\n"
+        "  --session-secret-file PATH  the key session tokens are derived from, so sessions\n"
+        "                         survive a restart; created (32 random bytes, mode 0600)\n"
+        "                         if missing; must not be readable by group or others\n"
+        "                         (default: a new secret per process)\n"
         "  --max-conns-per-ip N   concurrent API requests + WebSockets per client IP (default 32)\n"
         "  --uid-base N           sandbox slot n runs as uid/gid N+n (default 60000)\n"
         "  --threads N            HTTP worker threads; each WebSocket holds one (default:\n"
@@ -329,6 +333,7 @@ static const option OPTIONS[] = {
     {"--allow-origin", K_SPECIAL, 0, 0, 0},
     {"--web-root", K_SPECIAL, 0, 0, 0},
     {"--runners", K_SPECIAL, 0, 0, 0},
+    {"--session-secret-file", K_SPECIAL, 0, 0, 0},
     {"--max-runs", K_UINT, OFF(max_runs), 1, 1024},
     {"--max-queue", K_UINT, OFF(max_queue), 1, MAX_COUNT},
     {"--timeout-default", K_SECONDS, OFF(timeout_default), 0, 0},
@@ -386,6 +391,19 @@ static int apply_special(cp_config *cfg, const char *name, const char *v, char *
     }
     if (strcmp(name, "--web-root") == 0) return set_dir(&cfg->web_root, name, v, err, errcap);
     if (strcmp(name, "--runners") == 0) return set_dir(&cfg->runners_dir, name, v, err, errcap);
+    if (strcmp(name, "--session-secret-file") == 0) {
+        /* Checked (or created) at start, by secret.c: it is a file to read, not a value. */
+        if (!*v) {
+            set_err(err, errcap, "--session-secret-file: empty path");
+            return -1;
+        }
+        free(cfg->session_secret_file);
+        if (!(cfg->session_secret_file = strdup(v))) {
+            set_err(err, errcap, "out of memory");
+            return -1;
+        }
+        return 0;
+    }
     set_err(err, errcap, "unknown option %s", name);
     return -1;
 }
@@ -586,5 +604,6 @@ void cp_config_free(cp_config *cfg)
     free(cfg->origins);
     free(cfg->web_root);
     free(cfg->runners_dir);
+    free(cfg->session_secret_file);
     memset(cfg, 0, sizeof *cfg);
 }

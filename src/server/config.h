@@ -77,6 +77,10 @@
 /* A released or expired session answers getSessionInfo with FINISH for this long. */
 #define CP_SRV_TOMBSTONE_S   900
 #define CP_SRV_TOMBSTONE_MAX 4096
+/* Released session ids the process remembers, so that their descriptors cannot revive
+ * them (session.h); past this many releases the oldest is forgotten. A restart forgets
+ * them all. 4096 ids are about 110 KiB. */
+#define CP_SRV_RELEASED_REMEMBER 4096
 /* Session reaper period. */
 #define CP_SRV_REAPER_TICK_MS 1000
 
@@ -97,8 +101,9 @@ typedef struct {
     char *api_key;    /* NULL = none (loopback-only control API) */
     char **origins;   /* extra allowed origins, normalised (lower case, no slash) */
     size_t norigins;
-    char *web_root;    /* absolute, or NULL */
-    char *runners_dir; /* absolute */
+    char *web_root;            /* absolute, or NULL */
+    char *runners_dir;         /* absolute */
+    char *session_secret_file; /* as given, or NULL: a per-process secret */
     unsigned max_runs, max_queue;
     double timeout_default, timeout_max;
     size_t max_code_bytes, max_body_bytes, max_output_bytes;

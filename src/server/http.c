@@ -846,20 +846,52 @@ static int run_code(cp_server *srv, reply *rp, cp_session *s, const cp_run_reque
     return *text ? 0 : -1;
 }
 
+/* A callTool for an id with no live session: revive it when the request carries the
+ * token this server derives for the id (session.h). The token is the X-Access-Token
+ * header, else the body's, so the body may be read here; *body then keeps it for the
+ * caller. Returns 0 with *out, or the status of the reply sent: exactly what an unknown
+ * session got before revival existed (404, whatever the token or the body), or
+ * createSession's refusal when no session fits. */
+static int revive_for_calltool(cp_server *srv, reply *rp, const char *sid, cp_session_state st,
+                               char **body, size_t *len, cp_session **out)
+{
+    *out = NULL;
+    const char *htok = mg_get_header(rp->conn, "X-Access-Token");
+    cJSON *root = NULL;
+    const char *token = htok;
+    if (!token) {
+        if (read_body(rp, srv->cfg->max_body_bytes, body, len) != 0)
+            return session_missing(rp, sid, st);
+        root = cp_json_parse(*body, *len, NULL, 0);
+        token = root ? cp_json_get_string(root, "token") : NULL;
+    }
+    char err[256];
+    cp_session_state known;
+    cp_revive rv = cp_sessions_revive(srv->sessions, sid, token, token ? strlen(token) : 0,
+                                      "callTool", out, &known, err, sizeof err);
+    cJSON_Delete(root);
+    if (rv == CP_REVIVE_FAILED) return reply_fail(rp, 503, "SessionLimitExceeded", "%s", err);
+    if (rv == CP_REVIVE_REFUSED) return session_missing(rp, sid, known);
+    return 0;
+}
+
 /* POST /link/<sid>/callTool (spec §3). */
 static int handle_calltool(cp_server *srv, reply *rp, const char *ip, const char *sid)
 {
+    int status;
+    char *body = NULL;
+    size_t len = 0;
     cp_session_state st;
     cp_session *s = cp_sessions_get(srv->sessions, sid, &st);
-    if (!s) return session_missing(rp, sid, st);
+    if (!s && (status = revive_for_calltool(srv, rp, sid, st, &body, &len, &s))) {
+        free(body);
+        return status;
+    }
 
-    int status;
     const char *htok = mg_get_header(rp->conn, "X-Access-Token");
     if (htok && (status = token_auth(srv, rp, ip, s, htok))) goto out;
 
-    char *body;
-    size_t len;
-    int rc = read_body(rp, srv->cfg->max_body_bytes, &body, &len);
+    int rc = rp->body_read ? 0 : read_body(rp, srv->cfg->max_body_bytes, &body, &len);
     if (rc) {
         status = body_error(rp, rc, srv->cfg->max_body_bytes);
         goto out;
@@ -870,10 +902,7 @@ static int handle_calltool(cp_server *srv, reply *rp, const char *ip, const char
         const char *btok = root ? cp_json_get_string(root, "token") : NULL;
         status = token_auth(srv, rp, ip, s, btok);
         cJSON_Delete(root);
-        if (status) {
-            free(body);
-            goto out;
-        }
+        if (status) goto out;
     }
     cp_session_touch(s);
 
@@ -888,7 +917,6 @@ static int handle_calltool(cp_server *srv, reply *rp, const char *ip, const char
     } else if (run_code(srv, rp, s, &req, &text, &is_error) != 0) {
         text = NULL;
     }
-    free(body);
     cp_run_request_free(&req);
     if (!text) {
         status = reply_json(rp, 500, NULL);
@@ -897,6 +925,7 @@ static int handle_calltool(cp_server *srv, reply *rp, const char *ip, const char
     status = reply_json(rp, 200, cp_envelope_linkurl(text, is_error));
     free(text);
 out:
+    free(body);
     cp_session_put(s);
     return status;
 }

@@ -1,6 +1,7 @@
 /* codepane-server: start-up and shutdown.
  *
- * Order: configuration → sandbox (seccomp filter, cgroups) → sessions → civetweb
+ * Order: configuration → the session secret (read or created; a bad secret file is a
+ * refusal to start) → sandbox (seccomp filter, cgroups) → sessions → civetweb
  * listening (handlers answer 503 until ready) → the sandbox self-test, run against the
  * real listening port so "the sandbox cannot reach the server" is tested for real →
  * the runner → ready, and one line on stdout. The self-test cannot be skipped: if
@@ -23,6 +24,7 @@
 #include "http.h"
 #include "runner.h"
 #include "sandbox.h"
+#include "secret.h"
 #include "session.h"
 #include "ws.h"
 
@@ -120,6 +122,7 @@ int main(int argc, char **argv)
     cp_server srv;
     memset(&srv, 0, sizeof srv);
     bool srv_ready = false;
+    static cp_secret secret; /* static: 4 KiB is better off the stack */
 
     cp_sandbox_config sc = {
         .uid_base = cfg.uid_base,
@@ -130,11 +133,27 @@ int main(int argc, char **argv)
         .cpu_quota = CP_SRV_CPU_QUOTA,
         .runner_dir = cfg.runners_dir,
     };
+    /* First: a secret file that is refused should stop the start before anything else
+     * is set up. */
+    bool created = false;
+    if (cfg.session_secret_file
+            ? cp_secret_load_file(&secret, cfg.session_secret_file, &created, err, sizeof err)
+            : cp_secret_random(&secret, err, sizeof err)) {
+        fprintf(stderr, PROG ": %s\n", err);
+        goto out;
+    }
+    if (created)
+        fprintf(stderr,
+                PROG ": created the session secret file %s (%d random bytes, mode 0600); "
+                     "sessions survive restarts while it stays the same\n",
+                cfg.session_secret_file, CP_SECRET_NEW_BYTES);
     if (cp_sandbox_init(&sb, &sc, err, sizeof err) != 0) {
         fprintf(stderr, PROG ": sandbox: %s\n", err);
         goto out;
     }
-    if (cp_sessions_new(&sessions, cfg.max_sessions, cfg.session_idle_s, err, sizeof err) != 0) {
+    rc = cp_sessions_new(&sessions, cfg.max_sessions, cfg.session_idle_s, &secret, err, sizeof err);
+    cp_secret_wipe(&secret); /* the table has its copy */
+    if (rc != 0) {
         fprintf(stderr, PROG ": %s\n", err);
         goto out;
     }
@@ -205,6 +224,7 @@ out:
     cp_sessions_free(sessions);
     if (sb) cp_sandbox_free(sb);
     mg_exit_library();
+    cp_secret_wipe(&secret);
     cp_config_free(&cfg);
     return status;
 }

@@ -1,7 +1,14 @@
 /* codepane-server: sessions (see session.h). A small table under one lock: the numbers
  * are small (--max-sessions live sessions plus remembered tombstones), every operation
  * is a short list walk, and a single lock keeps run records, hooks and state changes
- * trivially consistent. The runner is called only after the lock is dropped. */
+ * trivially consistent. The runner is called only after the lock is dropped.
+ *
+ * Tokens are not stored anywhere but derived: "t-" + the first 32 hex digits of
+ * HMAC-SHA256(secret, session id). That is what lets a session be revived: a request for
+ * an id the table does not know, carrying the token derived from it, can only come from
+ * a descriptor this secret minted, so the session is re-created on the spot. Released
+ * ids are remembered (CP_SRV_RELEASED_REMEMBER of them) so that a release sticks for the
+ * life of the process; a restart forgets them, which docs/server.md says. */
 #define _GNU_SOURCE
 #include "session.h"
 
@@ -13,9 +20,21 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include <nettle/hmac.h>
+
 #include "config.h"
 
-#define NLANG 5 /* CP_LANG_NONE .. CP_LANG_R */
+#define NLANG           5 /* CP_LANG_NONE .. CP_LANG_R */
+#define ID_PREFIX       "s-"
+#define TOKEN_PREFIX    "t-"
+#define PREFIX_LEN      2
+#define ID_RANDOM_BYTES ((CP_SESSION_ID_LEN - PREFIX_LEN) / 2)
+#define TOKEN_MAC_BYTES ((CP_SESSION_TOKEN_LEN - PREFIX_LEN) / 2)
+#define LOG_PREFIX      "codepane-server: "
+
+typedef char session_id[CP_SESSION_ID_LEN + 1];
+
+_Static_assert(TOKEN_MAC_BYTES <= SHA256_DIGEST_SIZE, "a token is a prefix of one HMAC-SHA256");
 
 struct cp_session {
     cp_sessions *table;
@@ -25,6 +44,7 @@ struct cp_session {
     char token[CP_SESSION_TOKEN_LEN + 1];
     /* under the table lock: */
     bool finished;
+    bool released; /* finished by a release, not by idle expiry: never revived */
     double idle_s, last_used, finished_at;
     long long counts[NLANG];
     cp_run_rec runs; /* sentinel */
@@ -43,6 +63,10 @@ struct cp_sessions {
     bool reaper_started;
     pthread_rwlock_t runner_lock;
     cp_runner *runner;
+    cp_secret secret; /* read-only after cp_sessions_new */
+    /* Ids released by this process, a ring of the last CP_SRV_RELEASED_REMEMBER. */
+    session_id *released;
+    unsigned released_next, released_count;
 };
 
 static double now_s(void)
@@ -83,6 +107,53 @@ int cp_random_hex(char *out, size_t n)
     out[2 * n] = '\0';
     explicit_bzero(buf, sizeof buf);
     return 0;
+}
+
+/* ---- ids and tokens --------------------------------------------------------------------- */
+
+/* The token of session id: a pure function of the secret and the id. */
+static void mint_token(const cp_sessions *t, const char *id, char out[CP_SESSION_TOKEN_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    struct hmac_sha256_ctx mac;
+    uint8_t digest[SHA256_DIGEST_SIZE];
+    hmac_sha256_set_key(&mac, t->secret.len, t->secret.key);
+    hmac_sha256_update(&mac, strlen(id), (const uint8_t *)id);
+    hmac_sha256_digest(&mac, sizeof digest, digest);
+    memcpy(out, TOKEN_PREFIX, PREFIX_LEN);
+    for (size_t i = 0; i < TOKEN_MAC_BYTES; i++) {
+        out[PREFIX_LEN + 2 * i] = hex[digest[i] >> 4];
+        out[PREFIX_LEN + 2 * i + 1] = hex[digest[i] & 15];
+    }
+    out[CP_SESSION_TOKEN_LEN] = '\0';
+    explicit_bzero(&mac, sizeof mac);
+    explicit_bzero(digest, sizeof digest);
+}
+
+/* "s-" and 24 lower-case hex digits: the only ids this server hands out. */
+static bool id_well_formed(const char *id)
+{
+    if (strlen(id) != CP_SESSION_ID_LEN || memcmp(id, ID_PREFIX, PREFIX_LEN) != 0) return false;
+    for (const char *p = id + PREFIX_LEN; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return false;
+    return true;
+}
+
+/* Table lock held. */
+static bool was_released(const cp_sessions *t, const char *id)
+{
+    for (unsigned i = 0; i < t->released_count; i++)
+        if (strcmp(t->released[i], id) == 0) return true;
+    return false;
+}
+
+/* Remember a released id, forgetting the oldest past the cap. Table lock held. */
+static void remember_released(cp_sessions *t, const char *id)
+{
+    if (was_released(t, id)) return;
+    memcpy(t->released[t->released_next], id, sizeof(session_id));
+    t->released_next = (t->released_next + 1) % CP_SRV_RELEASED_REMEMBER;
+    if (t->released_count < CP_SRV_RELEASED_REMEMBER) t->released_count++;
 }
 
 /* ---- runner access -------------------------------------------------------------------- */
@@ -214,15 +285,17 @@ static void *reaper_main(void *arg)
 
 /* ---- table ----------------------------------------------------------------------------- */
 
-int cp_sessions_new(cp_sessions **out, unsigned max_sessions, double idle_s, char *err,
-                    size_t errcap)
+int cp_sessions_new(cp_sessions **out, unsigned max_sessions, double idle_s,
+                    const cp_secret *secret, char *err, size_t errcap)
 {
     *out = NULL;
     cp_sessions *t = calloc(1, sizeof *t);
-    if (!t) {
+    if (!t || !(t->released = calloc(CP_SRV_RELEASED_REMEMBER, sizeof *t->released))) {
+        free(t);
         snprintf(err, errcap, "out of memory");
         return -1;
     }
+    t->secret = *secret;
     t->max = max_sessions;
     t->idle_s = idle_s;
     pthread_mutex_init(&t->lock, NULL);
@@ -283,6 +356,8 @@ void cp_sessions_free(cp_sessions *t)
     pthread_rwlock_destroy(&t->runner_lock);
     pthread_cond_destroy(&t->wake);
     pthread_mutex_destroy(&t->lock);
+    free(t->released);
+    cp_secret_wipe(&t->secret);
     free(t);
 }
 
@@ -294,51 +369,140 @@ unsigned cp_sessions_live(cp_sessions *t)
     return n;
 }
 
-int cp_sessions_create(cp_sessions *t, double idle_s, cp_session **out, char *err, size_t errcap)
+/* A session object that is in no table yet, with the given id and its token. */
+static cp_session *new_session(cp_sessions *t, const char *id, double idle_s)
 {
-    *out = NULL;
     cp_session *s = calloc(1, sizeof *s);
-    if (!s) {
-        snprintf(err, errcap, "out of memory");
-        return -1;
-    }
-    memcpy(s->id, "s-", 2);
-    memcpy(s->token, "t-", 2);
-    if (cp_random_hex(s->id + 2, 12) || cp_random_hex(s->token + 2, 16)) {
-        free(s);
-        snprintf(err, errcap, "no randomness for a session token");
-        return -1;
-    }
+    if (!s) return NULL;
+    memcpy(s->id, id, sizeof s->id);
+    mint_token(t, id, s->token);
     s->table = t;
     atomic_init(&s->refs, 2); /* the table's and the caller's */
     s->runs.next = s->runs.prev = &s->runs;
     s->hooks.next = s->hooks.prev = &s->hooks;
     s->idle_s = (idle_s > 0 && idle_s < t->idle_s) ? idle_s : t->idle_s;
     s->last_used = now_s();
+    return s;
+}
 
-    pthread_mutex_lock(&t->lock);
+/* Free a session object that never made it into the table. */
+static void discard(cp_session *s)
+{
+    if (!s) return;
+    explicit_bzero(s->token, sizeof s->token);
+    free(s);
+}
+
+/* Whether one more live session fits; err says why not. Table lock held. */
+static bool room_for_one(cp_sessions *t, char *err, size_t errcap)
+{
     if (t->stop) {
-        pthread_mutex_unlock(&t->lock);
-        free(s);
         snprintf(err, errcap, "the server is shutting down");
-        return -1;
+        return false;
     }
     if (t->live >= t->max) {
-        unsigned max = t->max;
-        pthread_mutex_unlock(&t->lock);
-        free(s);
         snprintf(err, errcap,
                  "session limit reached: %u sessions are open (--max-sessions); release one "
                  "or wait for an idle one to expire",
-                 max);
-        return -1;
+                 t->max);
+        return false;
     }
+    return true;
+}
+
+/* Link a new live session. Table lock held, room_for_one checked. */
+static void link_live(cp_sessions *t, cp_session *s)
+{
     s->next = t->head;
     t->head = s;
     t->live++;
+}
+
+int cp_sessions_create(cp_sessions *t, double idle_s, cp_session **out, char *err, size_t errcap)
+{
+    *out = NULL;
+    session_id id;
+    memcpy(id, ID_PREFIX, PREFIX_LEN);
+    if (cp_random_hex(id + PREFIX_LEN, ID_RANDOM_BYTES)) {
+        snprintf(err, errcap, "no randomness for a session id");
+        return -1;
+    }
+    cp_session *s = new_session(t, id, idle_s);
+    if (!s) {
+        snprintf(err, errcap, "out of memory");
+        return -1;
+    }
+    pthread_mutex_lock(&t->lock);
+    if (!room_for_one(t, err, errcap)) {
+        pthread_mutex_unlock(&t->lock);
+        discard(s);
+        return -1;
+    }
+    link_live(t, s);
     pthread_mutex_unlock(&t->lock);
     *out = s;
     return 0;
+}
+
+cp_revive cp_sessions_revive(cp_sessions *t, const char *id, const char *token, size_t token_len,
+                             const char *via, cp_session **out, cp_session_state *state, char *err,
+                             size_t errcap)
+{
+    *out = NULL;
+    *state = CP_SESSION_UNKNOWN;
+    if (!id || !token || !id_well_formed(id)) return CP_REVIVE_REFUSED;
+    char expected[CP_SESSION_TOKEN_LEN + 1];
+    mint_token(t, id, expected);
+    bool token_ok = cp_ct_equal(token, token_len, expected, CP_SESSION_TOKEN_LEN);
+    explicit_bzero(expected, sizeof expected);
+    /* Allocated before the lock is taken, used only if the revival goes ahead. */
+    cp_session *fresh = token_ok ? new_session(t, id, 0) : NULL;
+    if (token_ok && !fresh) {
+        snprintf(err, errcap, "out of memory");
+        return CP_REVIVE_FAILED;
+    }
+
+    cp_revive rc = CP_REVIVE_REFUSED;
+    cp_session *old = NULL, *replaced = NULL;
+    bool revived = false;
+    pthread_mutex_lock(&t->lock);
+    for (cp_session *s = t->head; s; s = s->next)
+        if (strcmp(s->id, id) == 0) {
+            old = s;
+            break;
+        }
+    if (old) *state = old->finished ? CP_SESSION_FINISHED : CP_SESSION_LIVE;
+    if (!token_ok || (old && old->released) || (!old && was_released(t, id))) {
+        /* refused: the caller answers as for any session it could not find */
+    } else if (old && !old->finished) {
+        /* Revived by a concurrent request since the caller looked. */
+        atomic_fetch_add(&old->refs, 1);
+        *out = old;
+        rc = CP_REVIVE_OK;
+    } else if (!room_for_one(t, err, errcap)) {
+        rc = CP_REVIVE_FAILED;
+    } else {
+        if (old) {
+            /* Expired: the tombstone makes way, its execution counts carry on. */
+            memcpy(fresh->counts, old->counts, sizeof fresh->counts);
+            unlink_table(t, old);
+            t->tombstones--;
+            replaced = old;
+        }
+        link_live(t, fresh);
+        *out = fresh;
+        fresh = NULL;
+        revived = true;
+        rc = CP_REVIVE_OK;
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (revived)
+        fprintf(stderr, LOG_PREFIX "session %s revived on %s (%s)\n", id, via,
+                replaced ? "it had expired"
+                         : "unknown to this process, e.g. minted before a restart");
+    cp_session_put(replaced); /* the table's reference to the tombstone */
+    discard(fresh);
+    return rc;
 }
 
 cp_session *cp_sessions_get(cp_sessions *t, const char *id, cp_session_state *state)
@@ -384,8 +548,12 @@ cp_session_state cp_sessions_release(cp_sessions *t, const char *id)
             if (strcmp(s->id, id) != 0) continue;
             st = s->finished ? CP_SESSION_FINISHED : CP_SESSION_LIVE;
             ids = finish(t, s, &n);
+            s->released = true;
             break;
         }
+        /* Also an id this process never saw (minted before a restart): its descriptor
+         * must not revive it after its owner asked for it to end. */
+        if (id_well_formed(id)) remember_released(t, id);
         pthread_mutex_unlock(&t->lock);
     }
     cancel_ids(t, ids, n);

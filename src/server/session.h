@@ -1,6 +1,9 @@
 /* codepane-server: sessions. A session is what createSession hands out (id, token,
  * linkUrl, wsUrl): it counts executions per language, holds the runs in flight so that
  * releasing or expiring it cancels them, and keeps hooks that close its WebSockets.
+ * Its id is random; its token is derived from the id and the server's secret
+ * (secret.h), so a descriptor outlives the process that minted it: a request that shows
+ * an unknown id with the right token revives the session (cp_sessions_revive).
  *
  * Threads: every function is safe from any thread. One table lock guards all sessions
  * and their run records; hooks are called with it held (lock order: table → anything
@@ -20,6 +23,7 @@
 
 #include "lang.h"
 #include "runner.h"
+#include "secret.h"
 
 #define CP_SESSION_ID_LEN    26 /* "s-" + 24 hex */
 #define CP_SESSION_TOKEN_LEN 34 /* "t-" + 32 hex */
@@ -46,10 +50,17 @@ typedef struct cp_session_hook {
 
 typedef enum { CP_SESSION_LIVE, CP_SESSION_FINISHED, CP_SESSION_UNKNOWN } cp_session_state;
 
+typedef enum {
+    CP_REVIVE_OK,      /* *out is the live session */
+    CP_REVIVE_REFUSED, /* not revivable: answer as for a session that is not there */
+    CP_REVIVE_FAILED,  /* revivable, but no room (err says why, as createSession would) */
+} cp_revive;
+
 /* The runner is used to cancel runs; it may be set later (cp_sessions_set_runner) and
- * cleared before the runner stops. Starts the reaper thread. */
-int cp_sessions_new(cp_sessions **out, unsigned max_sessions, double idle_s, char *err,
-                    size_t errcap);
+ * cleared before the runner stops. Tokens are derived from `secret` (copied). Starts the
+ * reaper thread. */
+int cp_sessions_new(cp_sessions **out, unsigned max_sessions, double idle_s,
+                    const cp_secret *secret, char *err, size_t errcap);
 void cp_sessions_set_runner(cp_sessions *t, cp_runner *r);
 /* Release every session (cancelling their runs, firing hooks) and stop the reaper. */
 void cp_sessions_shutdown(cp_sessions *t);
@@ -58,18 +69,30 @@ void cp_sessions_free(cp_sessions *t);
 
 unsigned cp_sessions_live(cp_sessions *t);
 
-/* A new session with a fresh id and token (getrandom). idle_s > 0 overrides the table's
- * idle timeout for it when smaller. -1 with a message when the cap is reached (err says
- * so) or randomness failed. */
+/* A new session with a fresh id (getrandom) and its token. idle_s > 0 overrides the
+ * table's idle timeout for it when smaller. -1 with a message when the cap is reached
+ * (err says so) or randomness failed. */
 int cp_sessions_create(cp_sessions *t, double idle_s, cp_session **out, char *err, size_t errcap);
 
 /* Look up by id. LIVE sessions come back with a reference; FINISHED ones (released or
  * expired, still remembered) and UNKNOWN ones come back NULL. */
 cp_session *cp_sessions_get(cp_sessions *t, const char *id, cp_session_state *state);
+
+/* For the routes a descriptor drives (callTool, the WebSocket), after cp_sessions_get
+ * found no live session: when `token` is the one this server's secret derives for `id`,
+ * and id was not released by this process, re-create the session under that id (the
+ * table's idle timeout; it counts against max_sessions, and an expired session's
+ * execution counts carry on) and log one line naming `via`. OK comes back with a
+ * reference (also when a concurrent request revived it first). REFUSED and FAILED leave
+ * *out NULL; *state is what the table knew of id, for the caller's "not found" answer. */
+cp_revive cp_sessions_revive(cp_sessions *t, const char *id, const char *token, size_t token_len,
+                             const char *via, cp_session **out, cp_session_state *state, char *err,
+                             size_t errcap);
 void cp_session_put(cp_session *s);
 
-/* Release a session: FINISHED from now on; runs cancelled; hooks fired. Returns the
- * state before the call (UNKNOWN: nothing done). */
+/* Release a session: FINISHED from now on; runs cancelled; hooks fired; never revived
+ * by this process (a well-formed id it does not know is remembered as released too).
+ * Returns the state before the call (UNKNOWN: no session was there). */
 cp_session_state cp_sessions_release(cp_sessions *t, const char *id);
 
 const char *cp_session_id(const cp_session *s);

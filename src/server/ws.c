@@ -751,19 +751,28 @@ static int admit(cp_server *srv, struct mg_connection *conn, const struct mg_req
         atomic_fetch_sub(&srv->ws_conns, 1);
         return refuse(conn, 429, NULL, "too many connections from this address");
     }
-    cp_session_state st;
-    cp_session *s = cp_sessions_get(srv->sessions, sid, &st);
-    if (!s) {
-        release_admission(srv, ip);
-        return refuse(conn, 404, NULL,
-                      st == CP_SESSION_FINISHED ? "session has been released"
-                                                : "session not found");
-    }
     char qtok[128];
     const char *token = mg_get_header(conn, "X-Access-Token");
     if (!token && proto_token[0]) token = proto_token;
     const char *q = ri->query_string;
     if (!token && q && mg_get_var(q, strlen(q), "token", qtok, sizeof qtok) > 0) token = qtok;
+    cp_session_state st;
+    cp_session *s = cp_sessions_get(srv->sessions, sid, &st);
+    if (!s) {
+        /* A descriptor from before a restart (or an expired session): revived when its
+         * token is the one this server derives for the id; otherwise the answer is the
+         * one an unknown session always got. */
+        char err[256];
+        cp_revive rv = cp_sessions_revive(srv->sessions, sid, token, token ? strlen(token) : 0,
+                                          "the WebSocket", &s, &st, err, sizeof err);
+        if (rv != CP_REVIVE_OK) {
+            release_admission(srv, ip);
+            if (rv == CP_REVIVE_FAILED) return refuse(conn, 503, NULL, err);
+            return refuse(conn, 404, NULL,
+                          st == CP_SESSION_FINISHED ? "session has been released"
+                                                    : "session not found");
+        }
+    }
     if (!token || !cp_session_token_ok(s, token, strlen(token))) {
         int status = cp_http_auth_failed(srv, ip);
         cp_session_put(s);

@@ -10,7 +10,9 @@
  * not GET over HTTP/1.1, lacks "Connection: Upgrade", carries a body, or whose
  * Sec-WebSocket-Key is not the base64 of 16 bytes gets 400; a Sec-WebSocket-Version
  * other than 13 (or none) gets 426 with "Sec-WebSocket-Version: 13". Then: the session
- * must be live (404); the Host must be one of the server's own names (421, D14); an
+ * must be live, or revived by the request's token when the server does not know it
+ * (session.h; 503 when no session fits), else 404; the Host must be one of the server's
+ * own names (421, D14); an
  * Origin, when present, must be allowed (403, D13); the global and per-IP connection
  * caps apply (503, 429); the token comes from the X-Access-Token header, or from a
  * Sec-WebSocket-Protocol offer of "codepane.v1" plus "codepane.token.<token>"
