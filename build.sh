@@ -247,7 +247,7 @@ cmd_client() {
   "$esb" --log-level=warning --bundle --minify --format=esm --target=es2020 --platform=node \
     --external:ws --external:xhr2 \
     "$ROOT/src/client/node.mjs" --outfile="$dist/node.mjs"
-  cp "$out/core.wasm" "$dist/core.wasm"
+  install -m 644 "$out/core.wasm" "$dist/core.wasm"
   cp "$ROOT/src/client/codepane.d.ts" "$dist/codepane.d.ts"
 }
 

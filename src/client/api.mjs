@@ -17,7 +17,8 @@
 // Event kinds of the core's invocation table (cp_event_kind in src/core/stream.h).
 const STDOUT = 0, STDERR = 1, RESULT = 2, ERROR = 3, FAILED = 4, DONE = 5;
 // Failure kinds (cp_fail_kind), named as the SDKs name their exceptions.
-const FAIL_NAMES = ['WsRemoteError', 'WsProtocolError', 'WsConnectionClosedError', 'WsCancelledError'];
+const FAIL_NAMES = ['WsRemoteError', 'WsProtocolError', 'WsConnectionClosedError', 'WsCancelledError',
+  'WsHandshakeRejectedError'];
 // Connection states (client.c), as session.streamState reports them.
 const STATES = ['idle', 'connecting', 'open', 'reconnecting', 'closed'];
 
@@ -65,7 +66,7 @@ export function resultText(result) {
  * Build the API over one environment: `env.load(handlers)` instantiates the WASM core
  * with the handlers (and whatever the environment adds: wasm bytes, transports);
  * `env.headerAuth` says the environment's WebSocket can send an X-Access-Token header,
- * and `env.setWsToken(url, token)` registers the token for a URL.
+ * and `env.setWsToken(url, token)` registers the token for a URL (null forgets it).
  */
 export function makeApi(env) {
   let loading = null;
@@ -201,8 +202,9 @@ export function makeApi(env) {
       });
     }
 
-    cancel(inv) {
-      if (this.ptr && this.runs.has(inv)) withStrings([inv], ([i]) => core._cp_conn_cancel(this.ptr, i));
+    cancel(inv, target) {
+      if (this.ptr && this.runs.has(inv))
+        withStrings([inv, target], ([i], [t]) => core._cp_conn_cancel(this.ptr, i, t));
     }
 
     close() {
@@ -212,6 +214,7 @@ export function makeApi(env) {
       clearTimeout(this.handle);
       core._cp_conn_close(p); // settles every pending run through event()
       conns.delete(this.id);
+      this.onClose?.();
     }
   }
 
@@ -294,6 +297,7 @@ export function makeApi(env) {
       const parsed = new URL(url); // the WebSocket constructor would throw inside C
       if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') throw new Error(`wsUrl must be a ws: or wss: URL, got ${parsed.protocol}`);
       this.#conn = new Connection(url, protocols);
+      if (mode === 'header') this.#conn.onClose = () => env.setWsToken(url, null);
       return this.#conn;
     }
 
@@ -305,7 +309,7 @@ export function makeApi(env) {
         return failure(`Failed to run code: ${e.message}`);
       }
       const inv = randomHex(16);
-      const abort = () => conn.cancel(inv);
+      const abort = () => conn.cancel(inv, this.#server ?? '');
       signal?.addEventListener('abort', abort, { once: true });
       return conn.run(inv, this.#server ?? '', lang, seconds, code, callbacks)
         .finally(() => signal?.removeEventListener('abort', abort));

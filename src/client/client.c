@@ -138,8 +138,16 @@ static char *response_header(emscripten_fetch_t *f, const char *name)
     char **kv = emscripten_fetch_unpack_response_headers(block);
     free(block);
     char *value = NULL;
-    for (size_t i = 0; kv && kv[i] && kv[i + 1]; i += 2)
-        if (!value && strcmp(kv[i], name) == 0) value = cp_strndup(kv[i + 1], strlen(kv[i + 1]));
+    for (size_t i = 0; kv && kv[i] && kv[i + 1]; i += 2) {
+        if (value || strcmp(kv[i], name) != 0) continue;
+        /* Emscripten 3.1.6 leaves the space after the colon and the line's CRLF on it. */
+        const char *v = kv[i + 1], *end = v + strlen(v);
+        while (*v == ' ' || *v == '\t')
+            v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        value = cp_strndup(v, (size_t)(end - v));
+    }
     emscripten_fetch_free_unpacked_response_headers(kv);
     return value;
 }
@@ -387,9 +395,11 @@ static EM_BOOL on_close(int type, const EmscriptenWebSocketCloseEvent *e, void *
             snprintf(reason, sizeof reason, "connection closed: code=%d", (int)e->code);
     } else {
         /* The handshake failed (refused, rejected, unreachable): the runs that waited for
-         * it fail; as in the SDKs, a failed first connect is not retried in the background. */
-        snprintf(reason, sizeof reason, "WS connection failed: %s could not be opened (code=%d)",
-                 c->url, (int)e->code);
+         * it fail; as in the SDKs, a failed first connect is not retried in the background.
+         * The URL is named without its query, which may carry the token (wsAuth "query"). */
+        int shown = (int)strcspn(c->url, "?");
+        snprintf(reason, sizeof reason, "WS connection failed: %.*s could not be opened (code=%d)",
+                 shown, c->url, (int)e->code);
     }
     c->lost = c->lost || was_open;
     if (c->lost) {
@@ -402,7 +412,8 @@ static EM_BOOL on_close(int type, const EmscriptenWebSocketCloseEvent *e, void *
         cp_js_timer(c->id, -1);
         conn_set_state(c, CONN_IDLE);
     }
-    cp_stream_fail_all(c->stream, reason, on_stream_event, c);
+    cp_stream_fail_all(c->stream, was_open ? CP_FAIL_CLOSED : CP_FAIL_HANDSHAKE, reason,
+                       on_stream_event, c);
     return EM_TRUE;
 }
 
@@ -418,8 +429,8 @@ static void conn_connect(cp_conn *c)
     if (sock <= 0) {
         drop_queue(c);
         conn_set_state(c, CONN_IDLE);
-        cp_stream_fail_all(c->stream, "WS is not supported in this environment", on_stream_event,
-                           c);
+        cp_stream_fail_all(c->stream, CP_FAIL_HANDSHAKE, "WS is not supported in this environment",
+                           on_stream_event, c);
         return;
     }
     c->sock = sock;
@@ -491,12 +502,13 @@ EMSCRIPTEN_KEEPALIVE int cp_conn_run(cp_conn *c, const char *inv, const char *ta
     return 0;
 }
 
-/* Cancel one run: the codepane cancel frame to the server (an AGB server drops it), and
- * the run settles now as "Stream <id> was cancelled by caller" (spec §6.9). */
-EMSCRIPTEN_KEEPALIVE void cp_conn_cancel(cp_conn *c, const char *inv)
+/* Cancel one run: the codepane cancel frame to the server, addressed to the run's
+ * `target` as its run frame was (an AGB server drops it), and the run settles now as
+ * "Stream <id> was cancelled by caller" (spec §6.9). */
+EMSCRIPTEN_KEEPALIVE void cp_conn_cancel(cp_conn *c, const char *inv, const char *target)
 {
     if (c->state == CONN_OPEN) {
-        char *frame = cp_frame_cancel(inv, NULL);
+        char *frame = cp_frame_cancel(inv, target[0] ? target : NULL);
         if (frame) emscripten_websocket_send_utf8_text(c->sock, frame);
         free(frame);
     } else {
@@ -535,7 +547,7 @@ EMSCRIPTEN_KEEPALIVE void cp_conn_close(cp_conn *c)
     drop_socket(c);
     drop_queue(c);
     conn_set_state(c, CONN_CLOSED);
-    cp_stream_fail_all(c->stream, "WS client is closed", on_stream_event, c);
+    cp_stream_fail_all(c->stream, CP_FAIL_CLOSED, "WS client is closed", on_stream_event, c);
     cp_stream_free(c->stream);
     free(c->url);
     free(c->protocols);

@@ -53,12 +53,15 @@ export interface StreamErrorPayload {
   code?: string;
   message?: string;
   traceId?: string;
+  /** codepane-server extension: the language's own traceback. */
+  traceback?: string;
   [key: string]: unknown;
 }
 
 /** A failure of the stream itself; `name` says which, as the SDKs name their exceptions. */
 export interface StreamError extends Error {
-  name: 'WsRemoteError' | 'WsProtocolError' | 'WsConnectionClosedError' | 'WsCancelledError';
+  name: 'WsRemoteError' | 'WsProtocolError' | 'WsConnectionClosedError' | 'WsCancelledError'
+    | 'WsHandshakeRejectedError';
 }
 
 export interface RunOptions {

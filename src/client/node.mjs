@@ -9,18 +9,28 @@ import XMLHttpRequest from 'xhr2';
 import createCore from '../../build/client/core.mjs';
 import { makeApi } from './api.mjs';
 
-const tokens = new Map(); // wsUrl → session token
+// wsUrl → {token, sessions}: two sessions adopted from one descriptor share an entry.
+const tokens = new Map();
+
+function setWsToken(url, token) {
+  const entry = tokens.get(url);
+  if (token) tokens.set(url, { token, sessions: (entry?.sessions ?? 0) + 1 });
+  else if (entry && --entry.sessions === 0) tokens.delete(url);
+}
 
 class HeaderWebSocket extends WebSocket {
   constructor(url, protocols) {
-    const token = tokens.get(url);
+    const token = tokens.get(url)?.token;
     super(url, protocols ?? [], token ? { headers: { 'X-Access-Token': token } } : {});
+    // ws emits 'error' as an EventEmitter event, which kills the process when nobody
+    // listens; a failed handshake is reported by the 'close' that follows.
+    this.on('error', () => {});
   }
 }
 
 export const { connect, resultText, heapInUse } = makeApi({
   headerAuth: true,
-  setWsToken: (url, token) => tokens.set(url, token),
+  setWsToken,
   load: async (handlers) => createCore({
     ...handlers,
     wasmBinary: await readFile(new URL('./core.wasm', import.meta.url)),

@@ -25,20 +25,21 @@
 /* The SDKs' messages. Both SDKs word every one of these the same way; the
  * "HTTP request failed: reply body: …" and "… data field: …" details are codepane's
  * (the SDKs put the exception text of their JSON parser there). */
-#define MSG_NO_DATA "No data returned"
-#define MSG_NO_CONTENT "No content found in response"
-#define MSG_ERROR_PREFIX "Error in response: "
-#define MSG_UNKNOWN_ERROR "Unknown error"
-#define MSG_OOM "Failed to run code: out of memory"
-#define MSG_RUN_FAILED "Failed to run code"
-#define MSG_HTTP_FAILED "HTTP request failed: "
-#define MSG_HTTP_CODE "HTTP request failed with code: "
-#define MSG_LINK_NO_DATA "No data field in LinkUrl response"
-#define MSG_LINK_BAD_DATA "Invalid data field type in LinkUrl response"
+#define MSG_NO_DATA        "No data returned"
+#define MSG_NO_CONTENT     "No content found in response"
+#define MSG_ERROR_PREFIX   "Error in response: "
+#define MSG_UNKNOWN_ERROR  "Unknown error"
+#define MSG_OOM            "Failed to run code: out of memory"
+#define MSG_RUN_FAILED     "Failed to run code"
+#define MSG_HTTP_FAILED    "HTTP request failed: "
+#define MSG_MCP_FAILED     "Failed to call MCP tool run_code: "
+#define MSG_HTTP_CODE      "HTTP request failed with code: "
+#define MSG_LINK_NO_DATA   "No data field in LinkUrl response"
+#define MSG_LINK_BAD_DATA  "Invalid data field type in LinkUrl response"
 #define MSG_LINK_NO_RESULT "No result field in LinkUrl response data"
-#define MSG_TOOL_FAILED "Tool execution failed"
-#define EXEC_ERROR_NAME "ExecutionError"
-#define RICH_ERROR_NAME "UnknownError"
+#define MSG_TOOL_FAILED    "Tool execution failed"
+#define EXEC_ERROR_NAME    "ExecutionError"
+#define RICH_ERROR_NAME    "UnknownError"
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
@@ -149,15 +150,17 @@ static int set_empty(cp_result *r, const char *msg)
 static int add_chunks(cp_result *r, const cJSON *v, bool is_stderr)
 {
     const cJSON *one = v;
-    if (cJSON_IsArray(v)) one = v->child;
-    else if (!cp_json_is_string(v)) return 0;
+    if (cJSON_IsArray(v))
+        one = v->child;
+    else if (!cp_json_is_string(v))
+        return 0;
     for (; one; one = cJSON_IsArray(v) ? one->next : NULL) {
         if (cJSON_IsNull(one)) continue;
         char *text;
         size_t len;
         if (value_text(one, &text, &len)) return -1;
-        int rc = is_stderr ? cp_result_add_stderr(r, text, len)
-                           : cp_result_add_stdout(r, text, len);
+        int rc =
+            is_stderr ? cp_result_add_stderr(r, text, len) : cp_result_add_stdout(r, text, len);
         free(text);
         if (rc) return -1;
     }
@@ -255,7 +258,8 @@ static int parse_new(cp_result *r, const cJSON *d)
     if (add_chunks(r, member(d, "stdout"), false) || add_chunks(r, member(d, "stderr"), true))
         return -1;
     const cJSON *item;
-    cJSON_ArrayForEach(item, member(d, "result")) {
+    cJSON_ArrayForEach(item, member(d, "result"))
+    {
         if (add_new_item(r, item)) return -1;
     }
     set_count_and_time(r, d);
@@ -279,7 +283,8 @@ static int parse_rich(cp_result *r, const cJSON *d)
     if (add_chunks(r, member(logs, "stdout"), false) || add_chunks(r, member(logs, "stderr"), true))
         return -1;
     const cJSON *o;
-    cJSON_ArrayForEach(o, member(d, "results")) {
+    cJSON_ArrayForEach(o, member(d, "results"))
+    {
         cp_result_item *it = cp_result_add_item(r);
         if (!it) return -1;
         if (set_text_field(&it->text, non_null(member(o, "text"))) ||
@@ -345,7 +350,8 @@ static int parse_is_error(cp_result *r, const cJSON *d)
     bool first = true;
     const cJSON *content = member(d, "content"), *item;
     if (!cJSON_IsArray(content)) content = NULL;
-    cJSON_ArrayForEach(item, content) {
+    cJSON_ArrayForEach(item, content)
+    {
         if (!cJSON_IsObject(item)) continue;
         const cJSON *t = member(item, "text");
         char *s = NULL;
@@ -415,11 +421,16 @@ static int parse_into(cp_result *r, const char *data, size_t len)
     cJSON *inner = unwrap(root, &oom);
     const cJSON *d = inner ? inner : root;
     int rc;
-    if (oom) rc = -1;
-    else if (cp_json_truthy(member(d, "isError"))) rc = parse_is_error(r, d);
-    else if (cJSON_IsArray(member(d, "result"))) rc = parse_new(r, d);
-    else if (has_member(d, "logs") || has_member(d, "results")) rc = parse_rich(r, d);
-    else if (has_member(d, "content")) rc = parse_legacy(r, d);
+    if (oom)
+        rc = -1;
+    else if (cp_json_truthy(member(d, "isError")))
+        rc = parse_is_error(r, d);
+    else if (cJSON_IsArray(member(d, "result")))
+        rc = parse_new(r, d);
+    else if (has_member(d, "logs") || has_member(d, "results"))
+        rc = parse_rich(r, d);
+    else if (has_member(d, "content"))
+        rc = parse_legacy(r, d);
     else {
         /* Fallback: the object as text (Py prints a dict repr, TS "[object Object]";
          * codepane prints compact JSON, which keeps the keys visible). */
@@ -479,8 +490,10 @@ static int linkurl_data(cp_result *r, const cJSON *data)
         cp_json_is_string(first) ? first : first_truthy(first, "text", "blob", "data");
     if (value_text(pick, &text, &len)) return fail_oom(r);
     int rc;
-    if (cp_json_truthy(member(result, "isError"))) rc = route_failure(r, text);
-    else rc = cp_payload_parse(text, len, r);
+    if (cp_json_truthy(member(result, "isError")))
+        rc = route_failure(r, text);
+    else
+        rc = cp_payload_parse(text, len, r);
     free(text);
     return rc;
 }
@@ -539,7 +552,8 @@ static int gateway_text(const cJSON *data, char **out, size_t *outlen)
     size_t used = 0;
     bool any = false;
     const cJSON *item;
-    cJSON_ArrayForEach(item, content) {
+    cJSON_ArrayForEach(item, content)
+    {
         const char *type = cp_json_get_string(item, "type");
         if (!type || strcmp(type, "text") != 0) continue;
         const cJSON *t = member(item, "text");
@@ -622,14 +636,22 @@ int cp_payload_from_gateway(int http_status, const char *body, size_t len,
     if (!transport_error && http_status == 200 && api_success && tool_success) {
         rc = cp_payload_parse(text, text_len, r);
     } else {
-        /* transport error → body text → message → tool text on a tool failure → default */
+        /* transport error (an exception in the SDKs, spec §4) → body text → message →
+         * tool text on a tool failure → default */
         const char *msg = MSG_TOOL_FAILED;
-        if (transport_error && transport_error[0]) msg = transport_error;
-        else if (body_text && body_text[0]) msg = body_text;
-        else if (message && message[0]) msg = message;
-        else if (!tool_success && text && text[0]) msg = text;
+        if (transport_error && transport_error[0]) {
+            rc = route_failure_2(r, MSG_MCP_FAILED, transport_error);
+            goto request_id;
+        }
+        if (body_text && body_text[0])
+            msg = body_text;
+        else if (message && message[0])
+            msg = message;
+        else if (!tool_success && text && text[0])
+            msg = text;
         rc = route_failure(r, msg);
     }
+request_id:
     if (cp_result_set_request_id(r, request_id) && rc == 0) rc = fail_oom(r);
 out:
     free(text);
@@ -688,8 +710,8 @@ static bool fill_payload(cJSON *o, const cp_result *r)
     if (!add_chunk_array(o, "stdout", &r->out) || !add_chunk_array(o, "stderr", &r->err))
         return false;
     if (!r->success) {
-        const char *msg = r->error_message && r->error_message[0] ? r->error_message
-                                                                   : EXEC_ERROR_NAME;
+        const char *msg =
+            r->error_message && r->error_message[0] ? r->error_message : EXEC_ERROR_NAME;
         if (!cJSON_AddStringToObject(o, "executionError", msg)) return false;
     }
     if (r->has_execution_count &&

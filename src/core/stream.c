@@ -18,9 +18,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "core_limits.h"
 #include "frame.h"
 #include "json.h"
-#include "core_limits.h"
 
 /* cp_frame_decode's reasons are short; the long ones (with data) are built on the heap. */
 #define DECODE_ERR_MAX 256
@@ -503,7 +503,8 @@ bool cp_stream_fail(cp_stream *st, const char *invocation_id, cp_fail_kind kind,
     return true;
 }
 
-void cp_stream_fail_all(cp_stream *st, const char *reason, cp_stream_cb cb, void *ud)
+void cp_stream_fail_all(cp_stream *st, cp_fail_kind kind, const char *reason, cp_stream_cb cb,
+                        void *ud)
 {
     /* Detach the whole table first, as the SDKs snapshot theirs: invocations begun by a
      * callback meanwhile belong to the next connection and are left alone. */
@@ -512,6 +513,6 @@ void cp_stream_fail_all(cp_stream *st, const char *reason, cp_stream_cb cb, void
     st->items = NULL;
     st->count = st->cap = 0;
     for (size_t i = 0; i < count; i++)
-        settle_failed(&items[i], CP_FAIL_CLOSED, reason, cb, ud);
+        settle_failed(&items[i], kind, reason, cb, ud);
     free(items);
 }

@@ -47,6 +47,7 @@ typedef enum {
     CP_FAIL_PROTOCOL,  /* WsProtocolError */
     CP_FAIL_CLOSED,    /* WsConnectionClosedError */
     CP_FAIL_CANCELLED, /* WsCancelledError */
+    CP_FAIL_HANDSHAKE, /* WsHandshakeRejectedError: the socket never opened */
 } cp_fail_kind;
 
 typedef struct {
@@ -88,8 +89,10 @@ bool cp_stream_cancel(cp_stream *st, const char *invocation_id, cp_stream_cb cb,
 bool cp_stream_fail(cp_stream *st, const char *invocation_id, cp_fail_kind kind,
                     const char *message, cp_stream_cb cb, void *ud);
 
-/* Connection lost (spec §6.8): every in-flight invocation gets FAILED (CLOSED, reason)
- * then DONE, in the order they began. */
-void cp_stream_fail_all(cp_stream *st, const char *reason, cp_stream_cb cb, void *ud);
+/* Connection lost (spec §6.8): every in-flight invocation gets FAILED (`kind`, reason)
+ * then DONE, in the order they began. kind is CP_FAIL_CLOSED for a socket lost after it
+ * opened, CP_FAIL_HANDSHAKE for one that never opened (spec §6.1). */
+void cp_stream_fail_all(cp_stream *st, cp_fail_kind kind, const char *reason, cp_stream_cb cb,
+                        void *ud);
 
 #endif

@@ -230,6 +230,13 @@ static void add_cors(reply *rp)
     mg_response_header_add(rp->conn, "Vary", "Origin", -1);
 }
 
+void cp_http_keepalive_hint(struct mg_connection *conn)
+{
+    char v[32];
+    snprintf(v, sizeof v, "timeout=%d", CP_SRV_KEEPALIVE_MS / 1000);
+    mg_response_header_add(conn, "Keep-Alive", v, -1);
+}
+
 static int send_body(reply *rp, int status, const char *type, const char *body, size_t len)
 {
     if (rp->gone) return status;
@@ -251,6 +258,7 @@ static int send_body(reply *rp, int status, const char *type, const char *body, 
     mg_response_header_add(rp->conn, "X-Content-Type-Options", "nosniff", -1);
     if (rp->request_id[0]) mg_response_header_add(rp->conn, "x-request-id", rp->request_id, -1);
     add_cors(rp);
+    cp_http_keepalive_hint(rp->conn);
     mg_response_header_send(rp->conn);
     if (len && !rp->head && mg_write(rp->conn, body, len) <= 0) rp->gone = true;
     return status;
@@ -759,6 +767,7 @@ static void start_heartbeat(reply *rp)
     mg_response_header_add(rp->conn, "X-Content-Type-Options", "nosniff", -1);
     if (rp->request_id[0]) mg_response_header_add(rp->conn, "x-request-id", rp->request_id, -1);
     add_cors(rp);
+    cp_http_keepalive_hint(rp->conn);
     if (mg_response_header_send(rp->conn) != 0) rp->gone = true;
     rp->chunked = true;
 }

@@ -76,6 +76,12 @@ int cp_server_submit(cp_server *srv, cp_lang lang, const char *code, size_t code
 /* ---- guards shared with the WebSocket front ---------------------------------------- */
 
 /* The Host header is one of the server's own names (D14). */
+/* Add "Keep-Alive: timeout=<s>" to a response being built: civetweb closes an idle
+ * keep-alive connection after CP_SRV_KEEPALIVE_MS, and clients that assume a longer idle
+ * time (Node's fetch 4 s, its http agent 5 s) would otherwise reuse a socket just as it
+ * closes, which fails a POST. Both honour the hint, less a second. */
+void cp_http_keepalive_hint(struct mg_connection *conn);
+
 bool cp_http_host_ok(const cp_server *srv, const struct mg_connection *conn);
 /* The Origin header: 0 when absent, 1 when allowed, -1 when present and not allowed.
  * *origin gets the header value when present. */

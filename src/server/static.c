@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "http.h"
 
 #define INDEX_FILE "index.html"
 #define READ_CHUNK (64 * 1024)
@@ -158,6 +159,7 @@ static int send_status(struct mg_connection *conn, int status, const char *text,
     mg_response_header_add(conn, "Content-Type", "text/plain; charset=utf-8", -1);
     mg_response_header_add(conn, "Content-Length", len, -1);
     mg_response_header_add(conn, "X-Content-Type-Options", "nosniff", -1);
+    cp_http_keepalive_hint(conn);
     mg_response_header_send(conn);
     if (!head) mg_write(conn, text, strlen(text));
     return status;
@@ -188,6 +190,7 @@ int cp_static_serve(cp_static *st, struct mg_connection *conn, const char *raw_p
     mg_response_header_add(conn, "Content-Length", len, -1);
     mg_response_header_add(conn, "Cache-Control", "no-cache", -1);
     mg_response_header_add(conn, "X-Content-Type-Options", "nosniff", -1);
+    cp_http_keepalive_hint(conn);
     mg_response_header_send(conn);
     if (!head) {
         char *buf = malloc(READ_CHUNK);

@@ -816,8 +816,9 @@ TEST(linkurl_reply_with_data_as_json_string_is_parsed)
 TEST(linkurl_reply_with_data_as_object_is_parsed)
 {
     cp_result r;
-    linkurl(201, "{\"data\":{\"result\":{\"isError\":false,\"content\":[{\"type\":\"text\","
-                 "\"text\":\"plain output\"}]}},\"success\":false}",
+    linkurl(201,
+            "{\"data\":{\"result\":{\"isError\":false,\"content\":[{\"type\":\"text\","
+            "\"text\":\"plain output\"}]}},\"success\":false}",
             NULL, &r);
     check_plain(&r, "plain output"); /* top-level success is not read on this route */
     cp_result_free(&r);
@@ -826,10 +827,9 @@ TEST(linkurl_reply_with_data_as_object_is_parsed)
 TEST(linkurl_http_status_outside_2xx_fails_with_code)
 {
     static const int statuses[] = {199, 300, 401, 500};
-    static const char *msgs[] = {"HTTP request failed with code: 199",
-                                 "HTTP request failed with code: 300",
-                                 "HTTP request failed with code: 401",
-                                 "HTTP request failed with code: 500"};
+    static const char *msgs[] = {
+        "HTTP request failed with code: 199", "HTTP request failed with code: 300",
+        "HTTP request failed with code: 401", "HTTP request failed with code: 500"};
     for (int i = 0; i < 4; i++) {
         cp_result r;
         linkurl(statuses[i], "{\"data\":{\"result\":{\"content\":[\"x\"]}}}", NULL, &r);
@@ -908,9 +908,10 @@ TEST(linkurl_missing_result_fails)
 TEST(linkurl_is_error_fails_with_content0_text)
 {
     cp_result r;
-    linkurl(200, "{\"data\":{\"result\":{\"isError\":true,\"content\":[{\"type\":\"text\","
-                 "\"text\":\"Unsupported language: ruby. Supported: java, javascript, python, r\"},"
-                 "{\"text\":\"second\"}]}}}",
+    linkurl(200,
+            "{\"data\":{\"result\":{\"isError\":true,\"content\":[{\"type\":\"text\","
+            "\"text\":\"Unsupported language: ruby. Supported: java, javascript, python, r\"},"
+            "{\"text\":\"second\"}]}}}",
             NULL, &r);
     check_empty_failure(&r, "Unsupported language: ruby. Supported: java, javascript, python, r");
     cp_result_free(&r);
@@ -932,8 +933,9 @@ TEST(linkurl_content0_extraction_rules)
     check_plain(&r, "as string");
     cp_result_free(&r);
     /* text, else blob, else data — first truthy */
-    linkurl(200, "{\"data\":{\"result\":{\"content\":[{\"text\":\"\",\"blob\":\"the blob\","
-                 "\"data\":\"d\"}]}}}",
+    linkurl(200,
+            "{\"data\":{\"result\":{\"content\":[{\"text\":\"\",\"blob\":\"the blob\","
+            "\"data\":\"d\"}]}}}",
             NULL, &r);
     check_plain(&r, "the blob");
     cp_result_free(&r);
@@ -942,8 +944,9 @@ TEST(linkurl_content0_extraction_rules)
     check_plain(&r, "AAAA");
     cp_result_free(&r);
     /* only content[0] counts */
-    linkurl(200, "{\"data\":{\"result\":{\"content\":[{\"text\":\"first\"},"
-                 "{\"text\":\"second\"}]}}}",
+    linkurl(200,
+            "{\"data\":{\"result\":{\"content\":[{\"text\":\"first\"},"
+            "{\"text\":\"second\"}]}}}",
             NULL, &r);
     check_plain(&r, "first");
     cp_result_free(&r);
@@ -993,15 +996,15 @@ static void gateway(int status, const char *body, const char *transport, const c
                     cp_result *r)
 {
     cp_result_init(r);
-    CHECK_INT(cp_payload_from_gateway(status, body, body ? strlen(body) : 0, transport, header_id,
-                                      r),
-              0);
+    CHECK_INT(
+        cp_payload_from_gateway(status, body, body ? strlen(body) : 0, transport, header_id, r), 0);
 }
 
 TEST(gateway_reply_success_is_parsed_with_request_id)
 {
-    char *env = cp_envelope_gateway("req-1", "{\"result\":[{\"text/plain\":\"3\","
-                                             "\"isMainResult\":true}],\"stdout\":[]}",
+    char *env = cp_envelope_gateway("req-1",
+                                    "{\"result\":[{\"text/plain\":\"3\","
+                                    "\"isMainResult\":true}],\"stdout\":[]}",
                                     false);
     cp_result r;
     gateway(200, env, NULL, "hdr-1", &r);
@@ -1016,9 +1019,10 @@ TEST(gateway_reply_success_is_parsed_with_request_id)
 TEST(gateway_joins_every_text_item_with_newlines)
 {
     cp_result r;
-    gateway(200, "{\"requestId\":\"r\",\"success\":true,\"data\":{\"isError\":false,\"content\":["
-                 "{\"type\":\"text\",\"text\":\"line 1\"},{\"type\":\"image\",\"data\":\"AAAA\"},"
-                 "{\"type\":\"text\"},{\"type\":\"text\",\"text\":\"line 3\"}]}}",
+    gateway(200,
+            "{\"requestId\":\"r\",\"success\":true,\"data\":{\"isError\":false,\"content\":["
+            "{\"type\":\"text\",\"text\":\"line 1\"},{\"type\":\"image\",\"data\":\"AAAA\"},"
+            "{\"type\":\"text\"},{\"type\":\"text\",\"text\":\"line 3\"}]}}",
             NULL, NULL, &r);
     check_plain(&r, "line 1\n\nline 3");
     CHECK_STR(r.request_id, "r");
@@ -1028,13 +1032,15 @@ TEST(gateway_joins_every_text_item_with_newlines)
 TEST(gateway_without_text_items_uses_content0_as_typescript_does)
 {
     cp_result r;
-    gateway(200, "{\"success\":true,\"data\":{\"content\":[{\"type\":\"resource\",\"text\":\"\","
-                 "\"blob\":\"b64data\"},{\"type\":\"image\",\"data\":\"img\"}]}}",
+    gateway(200,
+            "{\"success\":true,\"data\":{\"content\":[{\"type\":\"resource\",\"text\":\"\","
+            "\"blob\":\"b64data\"},{\"type\":\"image\",\"data\":\"img\"}]}}",
             NULL, NULL, &r);
     check_plain(&r, "b64data");
     cp_result_free(&r);
-    gateway(200, "{\"success\":true,\"data\":{\"content\":["
-                 "{\"type\":\"image\",\"data\":\"img\"}]}}",
+    gateway(200,
+            "{\"success\":true,\"data\":{\"content\":["
+            "{\"type\":\"image\",\"data\":\"img\"}]}}",
             NULL, NULL, &r);
     check_plain(&r, "img");
     cp_result_free(&r);
@@ -1045,10 +1051,11 @@ TEST(gateway_success_false_with_benign_data_is_failure)
     /* regression pinned by the SDKs: api-layer failure wins over a tool payload that
      * looks fine */
     cp_result r;
-    gateway(200, "{\"requestId\":\"r-404\",\"success\":false,\"code\":\"InvalidSession.NotFound\","
-                 "\"message\":\"The specified session s-1 is not found\",\"httpStatusCode\":400,"
-                 "\"data\":{\"isError\":false,\"content\":[{\"type\":\"text\","
-                 "\"text\":\"{\\\"result\\\":[]}\"}]}}",
+    gateway(200,
+            "{\"requestId\":\"r-404\",\"success\":false,\"code\":\"InvalidSession.NotFound\","
+            "\"message\":\"The specified session s-1 is not found\",\"httpStatusCode\":400,"
+            "\"data\":{\"isError\":false,\"content\":[{\"type\":\"text\","
+            "\"text\":\"{\\\"result\\\":[]}\"}]}}",
             NULL, NULL, &r);
     check_empty_failure(&r, "The specified session s-1 is not found");
     CHECK_STR(r.request_id, "r-404");
@@ -1075,8 +1082,9 @@ TEST(gateway_http_status_must_be_200)
     static const int statuses[] = {201, 204, 400, 500};
     for (int i = 0; i < 4; i++) {
         cp_result r;
-        gateway(statuses[i], "{\"success\":true,\"message\":\"\",\"data\":{\"content\":["
-                             "{\"type\":\"text\",\"text\":\"x\"}]}}",
+        gateway(statuses[i],
+                "{\"success\":true,\"message\":\"\",\"data\":{\"content\":["
+                "{\"type\":\"text\",\"text\":\"x\"}]}}",
                 NULL, NULL, &r);
         check_empty_failure(&r, "Tool execution failed");
         cp_result_free(&r);
@@ -1090,14 +1098,16 @@ TEST(gateway_http_status_must_be_200)
 TEST(gateway_tool_is_error_fails_with_tool_text_after_message)
 {
     cp_result r;
-    gateway(200, "{\"success\":true,\"message\":\"\",\"data\":{\"isError\":true,\"content\":["
-                 "{\"type\":\"text\",\"text\":\"tool failed\"},"
-                 "{\"type\":\"text\",\"text\":\"why\"}]}}",
+    gateway(200,
+            "{\"success\":true,\"message\":\"\",\"data\":{\"isError\":true,\"content\":["
+            "{\"type\":\"text\",\"text\":\"tool failed\"},"
+            "{\"type\":\"text\",\"text\":\"why\"}]}}",
             NULL, NULL, &r);
     check_empty_failure(&r, "tool failed\nwhy");
     cp_result_free(&r);
-    gateway(200, "{\"success\":true,\"message\":\"top message\",\"data\":{\"isError\":true,"
-                 "\"content\":[{\"type\":\"text\",\"text\":\"tool failed\"}]}}",
+    gateway(200,
+            "{\"success\":true,\"message\":\"top message\",\"data\":{\"isError\":true,"
+            "\"content\":[{\"type\":\"text\",\"text\":\"tool failed\"}]}}",
             NULL, NULL, &r);
     check_empty_failure(&r, "top message");
     cp_result_free(&r);
@@ -1123,11 +1133,11 @@ TEST(gateway_absent_or_null_data_is_tool_success_without_text)
     }
 }
 
-TEST(gateway_transport_error_text_is_the_message)
+TEST(gateway_transport_error_is_failed_to_call_mcp_tool)
 {
     cp_result r;
     gateway(0, NULL, "timeout of 60000ms exceeded", NULL, &r);
-    check_empty_failure(&r, "timeout of 60000ms exceeded");
+    check_empty_failure(&r, "Failed to call MCP tool run_code: timeout of 60000ms exceeded");
     CHECK_STR(r.request_id, "");
     cp_result_free(&r);
 }
@@ -1384,8 +1394,9 @@ TEST(envelope_is_error_reads_back_as_route_failure)
     char *link = cp_envelope_linkurl("Unsupported language: ruby. Supported: java, javascript, "
                                      "python, r",
                                      true);
-    char *gw = cp_envelope_gateway("g-1", "Unsupported language: ruby. Supported: java, "
-                                          "javascript, python, r",
+    char *gw = cp_envelope_gateway("g-1",
+                                   "Unsupported language: ruby. Supported: java, "
+                                   "javascript, python, r",
                                    true);
     cp_result r;
     linkurl(200, link, NULL, &r);

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "frame.h"
 #include "core_limits.h"
+#include "frame.h"
 #include "stream.h"
 
 #define MAX_EVENTS 32
@@ -210,7 +210,7 @@ TEST(stream_connection_loss_fails_every_invocation_in_begin_order)
     rec r = {0};
     cp_stream_cancel(st, "a", NULL, NULL);
     CHECK_INT(cp_stream_begin(st, "a"), 0); /* begun again: now last */
-    cp_stream_fail_all(st, "connection closed: code=1001", record, &r);
+    cp_stream_fail_all(st, CP_FAIL_CLOSED, "connection closed: code=1001", record, &r);
     static const char *const order[] = {"b", "c", "a"};
     CHECK_INT(r.n, 6);
     for (size_t i = 0; i < 3 && r.n == 6; i++) {
@@ -227,6 +227,24 @@ TEST(stream_connection_loss_fails_every_invocation_in_begin_order)
     cp_stream_free(st);
 }
 
+TEST(stream_handshake_failure_fails_the_waiting_invocations_with_its_own_kind)
+{
+    cp_stream *st = cp_stream_new();
+    CHECK_INT(cp_stream_begin(st, "w"), 0);
+    rec r = {0};
+    cp_stream_fail_all(st, CP_FAIL_HANDSHAKE, "WS connection failed", record, &r);
+    CHECK_INT(r.n, 2);
+    if (r.n == 2) {
+        CHECK_INT(r.ev[0].kind, CP_EV_FAILED);
+        CHECK_INT(r.ev[0].fail, CP_FAIL_HANDSHAKE);
+        CHECK_STR(r.ev[0].message, "WS connection failed");
+        CHECK_INT(r.ev[1].kind, CP_EV_DONE);
+        CHECK_STR(r.ev[1].result, FAILED_RESULT("WS connection failed"));
+    }
+    rec_free(&r);
+    cp_stream_free(st);
+}
+
 TEST(stream_reply_without_invocation_id_is_invalid_and_leaves_the_run_in_flight)
 {
     cp_stream *st = begin1("inv1");
@@ -239,7 +257,7 @@ TEST(stream_reply_without_invocation_id_is_invalid_and_leaves_the_run_in_flight)
     CHECK_STR(r.ev[0].message, "invocationId is required and must be a non-empty string");
     CHECK_INT(cp_stream_inflight(st), 1);
     /* then the server closes the socket: the run fails with a "closed" text */
-    cp_stream_fail_all(st, "connection closed", record, &r);
+    cp_stream_fail_all(st, CP_FAIL_CLOSED, "connection closed", record, &r);
     CHECK_INT(r.n, 3);
     CHECK_INT(r.ev[1].kind, CP_EV_FAILED);
     CHECK_STR(r.ev[1].message, "connection closed");
@@ -1214,7 +1232,7 @@ TEST(stream_fail_all_leaves_invocations_begun_by_its_callbacks)
     rec r = {0};
     r.st = st;
     r.hook = begin_during_fail_all;
-    cp_stream_fail_all(st, "heartbeat failed", record, &r);
+    cp_stream_fail_all(st, CP_FAIL_CLOSED, "heartbeat failed", record, &r);
     CHECK_INT(r.n, 4);
     CHECK_INT(cp_stream_inflight(st), 1);
     r.hook = NULL;

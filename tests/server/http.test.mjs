@@ -33,6 +33,20 @@ describe('control API', () => {
     assert.equal(tools.find((t) => t.name === 'run_code').server, 'wuying_codespace');
   });
 
+  test('every answer tells keep-alive clients the idle timeout (Keep-Alive: timeout=2)', async () => {
+    // Without the hint Node's fetch (4 s) and http agent (5 s) reuse a socket the server
+    // closes after 2 s idle, and a POST sent on it fails.
+    const api = await post(`${open.base}/mcp/createSession`, {});
+    assert.equal(api.headers.get('keep-alive'), 'timeout=2');
+    const page = await fetch(`${open.base}/`);
+    await page.arrayBuffer();
+    assert.equal(page.headers.get('keep-alive'), 'timeout=2');
+    const missing = await fetch(`${open.base}/no-such-file.html`);
+    await missing.arrayBuffer();
+    assert.equal(missing.status, 404);
+    assert.equal(missing.headers.get('keep-alive'), 'timeout=2');
+  });
+
   test('a wrong or missing API key is refused with 401 and no session', async () => {
     for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: API_KEY }]) {
       const r = await post(`${server.base}/mcp/createSession`, {}, headers);
