@@ -5,7 +5,8 @@
 #   wasm    the core compiled with emcc into build/wasm/libcpcore.a, plus a link test
 #   client  the WASM client and the npm package's files in dist/
 #   size    gzip size of the browser entry (JS + wasm)
-#   server  codepane-server into build/server/codepane-server
+#   server  codepane-server into build/server/codepane-server, its kernels beside it
+#   kernels the kernels alone (build/server/kernels)
 #   cjson   fetch cJSON's pinned source into build/cjson and print where it is
 #   test    everything above, then run every test suite
 #   clean   remove build/
@@ -45,6 +46,9 @@ DEPS=(
   # codepane-server and the sandboxed languages
   libcivetweb-dev libseccomp-dev nettle-dev bubblewrap
   python3 nodejs openjdk-17-jdk-headless r-base-core
+  # the kernels' libraries (src/server/kernels)
+  python3-ipython python3-matplotlib python3-matplotlib-inline python3-pandas python3-numpy
+  r-cran-evaluate r-cran-repr r-cran-jsonlite r-cran-base64enc r-cran-irdisplay
   # the browser tests (driven by npm playwright-core, which never downloads a browser)
   chromium
 )
@@ -98,6 +102,31 @@ cmd_server() {
   "$CC" "${WARN[@]}" "${flags[@]}" -pthread -I"$ROOT/src/core" -I"$ROOT/src/server" \
     "${CORE_SRC[@]}" "$ROOT"/src/server/*.c \
     -lcivetweb -lcjson -lseccomp -lnettle -lm -o "$BUILD/server/codepane-server"
+  cmd_kernels
+}
+
+# The kernels as codepane-server finds them (build/server/kernels, next to the binary):
+# the Python, Node and R kernels copied, the Java kernel compiled into jkernel.jar.
+cmd_kernels() {
+  local out="$BUILD/server/kernels" tmp f
+  log "kernels: build/server/kernels"
+  # Built beside, then moved into place: a server starting meanwhile sees the old set or
+  # the new one, never half of one.
+  mkdir -p "$BUILD/server"
+  tmp=$(mktemp -d "$BUILD/server/kernels.XXXXXX")
+  for f in python_kernel.py node_kernel.cjs r_kernel.R; do
+    if [ -f "$ROOT/src/server/kernels/$f" ]; then install -m 644 "$ROOT/src/server/kernels/$f" "$tmp/$f"; fi
+  done
+  if compgen -G "$ROOT/src/server/kernels/*.java" >/dev/null; then
+    javac -Xlint:all -Werror --release 17 -d "$tmp/classes" "$ROOT"/src/server/kernels/*.java
+    jar --create --file "$tmp/jkernel.jar" -C "$tmp/classes" .
+    rm -rf "$tmp/classes"
+  fi
+  chmod 755 "$tmp"
+  rm -rf "$out.old"
+  if [ -d "$out" ]; then mv "$out" "$out.old"; fi
+  mv "$tmp" "$out"
+  rm -rf "$out.old"
 }
 
 # The native probes of the server's sandbox and run supervisor (real bwrap, real
@@ -274,7 +303,8 @@ cmd_test() {
   log "test: node suites (wasm core, client, browser, package, codepane-server, docs examples)"
   # One file at a time: each starts its own server, and sandboxes share the machine's
   # two cores.
-  node --test --test-concurrency=1 "$ROOT"/tests/wasm/*.test.mjs "$ROOT"/tests/client/*.test.mjs \
+  node --test --test-concurrency=1 "$ROOT"/tests/wasm/*.test.mjs "$ROOT"/tests/kernels/*.test.mjs \
+    "$ROOT"/tests/client/*.test.mjs \
     "$ROOT"/tests/browser/*.test.mjs "$ROOT"/tests/package/*.test.mjs \
     "$ROOT"/tests/server/*.test.mjs "$ROOT"/tests/docs/*.test.mjs
 }
@@ -289,7 +319,8 @@ case "${1:-}" in
   size) cmd_size ;;
   cjson) cjson_src ;;
   server) cmd_server ;;
+  kernels) cmd_kernels ;;
   test) cmd_test ;;
   clean) cmd_clean ;;
-  *) echo "usage: $0 {deps|native|wasm|client|size|server|cjson|test|clean}" >&2; exit 2 ;;
+  *) echo "usage: $0 {deps|native|wasm|client|size|server|kernels|cjson|test|clean}" >&2; exit 2 ;;
 esac

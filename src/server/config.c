@@ -29,6 +29,11 @@
 #define DEFAULT_MAX_SESSIONS    64
 #define DEFAULT_CONNS_PER_IP    32
 #define DEFAULT_UID_BASE        60000
+#define DEFAULT_KERNEL_IDLE     600.0
+#define DEFAULT_INTERRUPT_GRACE 2.0
+/* The languages that run in kernels unless --kernels says otherwise. */
+#define DEFAULT_KERNEL_LANGS "none"
+#define DEFAULT_KERNEL_POOL  "python=1"
 /* Upper bounds that keep arithmetic sane; far above any useful value. */
 #define MAX_SECONDS (7.0 * 24 * 3600)
 #define MAX_COUNT   65536u
@@ -86,6 +91,16 @@ void cp_config_usage(FILE *out)
         "                         if missing; must not be readable by group or others\n"
         "                         (default: a new secret per process)\n"
         "  --max-conns-per-ip N   concurrent API requests + WebSockets per client IP (default 32)\n"
+        "  --kernels LIST         languages whose runs go to a persistent kernel per session\n"
+        "                         (python,javascript,java,r, all or none; "
+        "default " DEFAULT_KERNEL_LANGS ")\n"
+        "  --kernel-pool LIST     idle kernels kept started, as lang=N,... "
+        "(default " DEFAULT_KERNEL_POOL ")\n"
+        "  --kernel-idle S        a session's kernel idle this long is stopped (default 600)\n"
+        "  --kernels-per-session N  live kernels of one session (default 4)\n"
+        "  --interrupt-grace S    a cell interrupted for a timeout or cancel that has not\n"
+        "                         stopped after S is killed with its kernel (default 2)\n"
+        "  --kernels-dir DIR      the kernels (default: <binary dir>/kernels)\n"
         "  --uid-base N           sandbox slot n runs as uid/gid N+n (default 60000)\n"
         "  --threads N            HTTP worker threads; each WebSocket holds one (default:\n"
         "                         max-runs + max-queue + 8 + 1024)\n"
@@ -334,6 +349,12 @@ static const option OPTIONS[] = {
     {"--web-root", K_SPECIAL, 0, 0, 0},
     {"--runners", K_SPECIAL, 0, 0, 0},
     {"--session-secret-file", K_SPECIAL, 0, 0, 0},
+    {"--kernels", K_SPECIAL, 0, 0, 0},
+    {"--kernel-pool", K_SPECIAL, 0, 0, 0},
+    {"--kernels-dir", K_SPECIAL, 0, 0, 0},
+    {"--kernel-idle", K_SECONDS, OFF(kernel_idle_s), 0, 0},
+    {"--kernels-per-session", K_UINT, OFF(kernels_per_session), 1, CP_LANG_R},
+    {"--interrupt-grace", K_SECONDS, OFF(interrupt_grace_s), 0, 0},
     {"--max-runs", K_UINT, OFF(max_runs), 1, 1024},
     {"--max-queue", K_UINT, OFF(max_queue), 1, MAX_COUNT},
     {"--timeout-default", K_SECONDS, OFF(timeout_default), 0, 0},
@@ -350,6 +371,58 @@ static const option OPTIONS[] = {
     {"--uid-base", K_UINT, OFF(uid_base), 1000, 4000000000u},
     {"--threads", K_UINT, OFF(threads), 1, MAX_THREADS},
 };
+
+/* "python,javascript,java,r", "all" or "none" (aliases as the API takes them). */
+static int parse_kernel_langs(cp_config *cfg, const char *v, char *err, size_t errcap)
+{
+    unsigned langs = 0;
+    if (strcmp(v, "all") == 0) {
+        for (int l = CP_LANG_PYTHON; l <= CP_LANG_R; l++)
+            langs |= 1u << l;
+    } else if (strcmp(v, "none") != 0) {
+        for (const char *p = v; *p;) {
+            size_t n = strcspn(p, ",");
+            cp_lang l = cp_lang_parse(p, n);
+            if (l == CP_LANG_NONE) {
+                set_err(err, errcap, "--kernels: unknown language '%.*s'", (int)n, p);
+                return -1;
+            }
+            langs |= 1u << l;
+            p += n;
+            if (*p) p++;
+        }
+    }
+    cfg->kernel_langs = langs;
+    return 0;
+}
+
+/* "python=1,r=2" (or "none"). */
+static int parse_kernel_pool(cp_config *cfg, const char *v, char *err, size_t errcap)
+{
+    memset(cfg->kernel_pool, 0, sizeof cfg->kernel_pool);
+    if (strcmp(v, "none") == 0) return 0;
+    for (const char *p = v; *p;) {
+        size_t n = strcspn(p, ",");
+        const char *eq = memchr(p, '=', n);
+        cp_lang l = eq ? cp_lang_parse(p, (size_t)(eq - p)) : CP_LANG_NONE;
+        char num[16];
+        size_t nl = eq ? n - (size_t)(eq + 1 - p) : 0;
+        unsigned count = 0;
+        if (l != CP_LANG_NONE && nl && nl < sizeof num) {
+            memcpy(num, eq + 1, nl);
+            num[nl] = '\0';
+            if (parse_uint("--kernel-pool", num, 0, 64, &count, err, errcap)) return -1;
+        } else {
+            set_err(err, errcap, "--kernel-pool: expected lang=N[,lang=N...], got '%.*s'", (int)n,
+                    p);
+            return -1;
+        }
+        cfg->kernel_pool[l] = count;
+        p += n;
+        if (*p) p++;
+    }
+    return 0;
+}
 
 static int apply_special(cp_config *cfg, const char *name, const char *v, char *err, size_t errcap)
 {
@@ -391,6 +464,9 @@ static int apply_special(cp_config *cfg, const char *name, const char *v, char *
     }
     if (strcmp(name, "--web-root") == 0) return set_dir(&cfg->web_root, name, v, err, errcap);
     if (strcmp(name, "--runners") == 0) return set_dir(&cfg->runners_dir, name, v, err, errcap);
+    if (strcmp(name, "--kernels-dir") == 0) return set_dir(&cfg->kernels_dir, name, v, err, errcap);
+    if (strcmp(name, "--kernels") == 0) return parse_kernel_langs(cfg, v, err, errcap);
+    if (strcmp(name, "--kernel-pool") == 0) return parse_kernel_pool(cfg, v, err, errcap);
     if (strcmp(name, "--session-secret-file") == 0) {
         /* Checked (or created) at start, by secret.c: it is a file to read, not a value. */
         if (!*v) {
@@ -443,6 +519,11 @@ static void defaults(cp_config *cfg)
     cfg->max_sessions = DEFAULT_MAX_SESSIONS;
     cfg->max_conns_per_ip = DEFAULT_CONNS_PER_IP;
     cfg->uid_base = DEFAULT_UID_BASE;
+    cfg->kernel_idle_s = DEFAULT_KERNEL_IDLE;
+    cfg->kernels_per_session = CP_LANG_R;
+    cfg->interrupt_grace_s = DEFAULT_INTERRUPT_GRACE;
+    parse_kernel_langs(cfg, DEFAULT_KERNEL_LANGS, NULL, 0);
+    parse_kernel_pool(cfg, DEFAULT_KERNEL_POOL, NULL, 0);
 }
 
 int cp_config_parse(cp_config *cfg, int argc, char **argv, char *err, size_t errcap)
@@ -546,6 +627,11 @@ int cp_config_parse(cp_config *cfg, int argc, char **argv, char *err, size_t err
         free(p);
         p = NULL;
     }
+    if (!cfg->kernels_dir && bin[0] && asprintf(&p, "%s/kernels", bin) > 0) {
+        if (is_dir(p)) cfg->kernels_dir = realpath(p, NULL);
+        free(p);
+        p = NULL;
+    }
     if (!cfg->runners_dir) {
         if (asprintf(&p, "%s/../../src/server/runners", bin[0] ? bin : ".") < 0) {
             set_err(err, errcap, "out of memory");
@@ -604,6 +690,7 @@ void cp_config_free(cp_config *cfg)
     free(cfg->origins);
     free(cfg->web_root);
     free(cfg->runners_dir);
+    free(cfg->kernels_dir);
     free(cfg->session_secret_file);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "lang.h"
+
 /* ---- fixed limits (not configurable; change them here) ---------------------------- */
 
 /* civetweb: a request's headers must all arrive within this time (slowloris, D6); it
@@ -101,8 +103,14 @@ typedef struct {
     char *api_key;    /* NULL = none (loopback-only control API) */
     char **origins;   /* extra allowed origins, normalised (lower case, no slash) */
     size_t norigins;
-    char *web_root;            /* absolute, or NULL */
-    char *runners_dir;         /* absolute */
+    char *web_root;                      /* absolute, or NULL */
+    char *runners_dir;                   /* absolute */
+    char *kernels_dir;                   /* absolute, or NULL: no kernels */
+    unsigned kernel_langs;               /* bit 1 << cp_lang per language that runs in kernels */
+    unsigned kernel_pool[CP_LANG_R + 1]; /* idle kernels kept started per language */
+    double kernel_idle_s;                /* a session's idle kernel is stopped after this */
+    unsigned kernels_per_session;
+    double interrupt_grace_s;
     char *session_secret_file; /* as given, or NULL: a per-process secret */
     unsigned max_runs, max_queue;
     double timeout_default, timeout_max;

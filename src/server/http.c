@@ -722,17 +722,17 @@ static void sink_end(void *ud, const cp_run_outcome *o)
 
 static const cp_run_sink HTTP_SINK = {sink_chunk, sink_result, sink_error, sink_end};
 
-int cp_server_submit(cp_server *srv, cp_lang lang, const char *code, size_t code_len,
-                     double timeout_s, long long count, const cp_run_sink *sink, void *ud,
-                     uint64_t *id, char *err, size_t errcap)
+int cp_server_submit(cp_server *srv, const char *session, cp_lang lang, const char *code,
+                     size_t code_len, double timeout_s, long long count, const cp_run_sink *sink,
+                     void *ud, uint64_t *id, char *err, size_t errcap)
 {
     pthread_rwlock_rdlock(&srv->runner_lock);
     int rc = -1;
     if (!srv->runner) {
         snprintf(err, errcap, "the server is shutting down");
     } else {
-        rc = cp_runner_submit(srv->runner, lang, code, code_len, timeout_s, count, sink, ud, id,
-                              err, errcap);
+        rc = cp_runner_submit(srv->runner, session, lang, code, code_len, timeout_s, count, sink,
+                              ud, id, err, errcap);
         if (rc && strncmp(err, "busy", 4) == 0) {
             snprintf(err, errcap,
                      "busy: %u runs are running and %u are waiting (the server's limits); "
@@ -816,8 +816,8 @@ static int run_code(cp_server *srv, reply *rp, cp_session *s, const cp_run_reque
         return (*text = strdup(msg)) ? 0 : -1;
     }
     uint64_t id;
-    if (cp_server_submit(srv, req->lang, req->code, req->code_len, req->timeout_s, count,
-                         &HTTP_SINK, run, &id, msg, sizeof msg)) {
+    if (cp_server_submit(srv, cp_session_id(s), req->lang, req->code, req->code_len, req->timeout_s,
+                         count, &HTTP_SINK, run, &id, msg, sizeof msg)) {
         cp_session_run_failed(s, &run->rec, req->lang, count);
         atomic_store(&run->refs, 1);
         run_unref(run);

@@ -69,9 +69,9 @@ void cp_server_drain(cp_server *srv, unsigned timeout_ms);
 
 /* cp_runner_submit / cp_runner_cancel behind the runner lock; submit fails with
  * "the server is shutting down" once the runner is gone. */
-int cp_server_submit(cp_server *srv, cp_lang lang, const char *code, size_t code_len,
-                     double timeout_s, long long count, const cp_run_sink *sink, void *ud,
-                     uint64_t *id, char *err, size_t errcap);
+int cp_server_submit(cp_server *srv, const char *session, cp_lang lang, const char *code,
+                     size_t code_len, double timeout_s, long long count, const cp_run_sink *sink,
+                     void *ud, uint64_t *id, char *err, size_t errcap);
 
 /* ---- guards shared with the WebSocket front ---------------------------------------- */
 

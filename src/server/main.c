@@ -132,6 +132,7 @@ int main(int argc, char **argv)
         .tmp_bytes = cfg.tmp_bytes,
         .cpu_quota = CP_SRV_CPU_QUOTA,
         .runner_dir = cfg.runners_dir,
+        .kernel_dir = cfg.kernels_dir,
     };
     /* First: a secret file that is refused should stop the start before anything else
      * is set up. */
@@ -188,7 +189,12 @@ int main(int argc, char **argv)
         .max_queued = cfg.max_queue,
         .max_output = cfg.max_output_bytes,
         .chunk_max = CP_SRV_CHUNK_MAX,
+        .kernel_langs = cfg.kernel_langs,
+        .kernel_idle_s = cfg.kernel_idle_s,
+        .kernels_per_session = cfg.kernels_per_session,
+        .interrupt_grace_s = cfg.interrupt_grace_s,
     };
+    memcpy(rcfg.pool, cfg.kernel_pool, sizeof rcfg.pool);
     if (cp_runner_start(&runner, &rcfg, sb, err, sizeof err) != 0) {
         fprintf(stderr, PROG ": runner: %s\n", err);
         goto out;

@@ -24,10 +24,10 @@
 #include "sandbox.h"
 
 typedef struct {
-    const char *status;          /* "finished", "failed" or "cancelled" */
-    const char *reason;          /* why it stopped: "exit", "error", "timeout", "memory",
-                                    "output_limit", "cancelled", "killed" (server shutdown
-                                    or session released), "spawn" (could not start) */
+    const char *status; /* "finished", "failed" or "cancelled" */
+    const char *reason; /* why it stopped: "exit", "error", "timeout", "memory",
+                           "output_limit", "cancelled", "killed" (server shutdown
+                           or session released), "spawn" (could not start) */
     bool has_count;
     long long count;             /* execution count (per session and language) */
     double time_s;               /* wall time of the run */
@@ -42,10 +42,19 @@ typedef struct {
 } cp_run_sink;
 
 typedef struct {
-    unsigned max_running;   /* concurrent sandboxes (= sandbox slots) */
-    unsigned max_queued;    /* runs waiting for a slot before submit says busy */
-    size_t max_output;      /* stdout + stderr bytes per run before output_limit */
-    size_t chunk_max;       /* largest chunk handed to a sink */
+    unsigned max_running; /* concurrent sandboxes (= sandbox slots) */
+    unsigned max_queued;  /* runs waiting for a slot before submit says busy */
+    size_t max_output;    /* stdout + stderr bytes per run before output_limit */
+    size_t chunk_max;     /* largest chunk handed to a sink */
+
+    /* Kernels (kernels/README.md): a session's runs of a language in `kernel_langs`
+     * (bit 1 << lang; the sandbox must have that kernel) go to one long-lived kernel
+     * per session and language, which holds a slot while it lives. */
+    unsigned kernel_langs;
+    unsigned pool[CP_LANG_R + 1]; /* idle kernels kept started per language */
+    double kernel_idle_s;         /* a session's kernel idle this long is stopped */
+    unsigned kernels_per_session; /* live kernels per session (the LRU idle one goes) */
+    double interrupt_grace_s;     /* after an interrupt, how long before the kill */
 } cp_runner_config;
 
 typedef struct cp_runner cp_runner;
@@ -58,7 +67,11 @@ int cp_runner_start(cp_runner **out, const cp_runner_config *cfg, cp_sandbox *sb
 void cp_runner_stop(cp_runner *r);
 
 /* Queue a run of `code` in `lang` with a wall timeout of timeout_s seconds (> 0, counted
- * from the sandbox's start, not from queueing). `count` is the execution count to report.
+ * from the sandbox's start, or for a kernel from the cell's start, never from queueing).
+ * With a `session` (its id) and a language that runs in kernels, the run goes to the
+ * session's kernel for that language (started when there is none), after the runs
+ * queued there before it; its end reports the kernel's execution count. Otherwise (NULL
+ * session) it runs in a sandbox of its own and reports `count`.
  * On success *id identifies the run for cancel and the sink will see exactly one end.
  * Returns -1 with a message (queue full: "busy: N runs are running and M waiting; try
  * again shortly") and then the sink is never called.
@@ -68,9 +81,9 @@ void cp_runner_stop(cp_runner *r);
  * chunk per read, at most chunk_max bytes, valid UTF-8); stdout + stderr + event bytes
  * past max_output end the run with reason "output_limit" after a visible marker chunk on
  * stderr. */
-int cp_runner_submit(cp_runner *r, cp_lang lang, const char *code, size_t code_len,
-                     double timeout_s, long long count, const cp_run_sink *sink, void *ud,
-                     uint64_t *id, char *err, size_t errcap);
+int cp_runner_submit(cp_runner *r, const char *session, cp_lang lang, const char *code,
+                     size_t code_len, double timeout_s, long long count, const cp_run_sink *sink,
+                     void *ud, uint64_t *id, char *err, size_t errcap);
 
 /* Cancel a queued or running run: it ends with status "cancelled", reason "cancelled",
  * keeping the output produced so far. Unknown or finished ids are ignored. Safe from
@@ -80,6 +93,10 @@ void cp_runner_cancel(cp_runner *r, uint64_t id);
 /* Like cp_runner_cancel, but the run ends with status "failed", reason "killed" (for a
  * session that is being released). Safe from any thread. */
 void cp_runner_kill(cp_runner *r, uint64_t id);
+
+/* The session is gone: stop its kernels (their running cells end "killed"). Safe from
+ * any thread. */
+void cp_runner_drop_session(cp_runner *r, const char *session);
 
 /* Runs currently in a sandbox, and waiting. */
 void cp_runner_counts(cp_runner *r, unsigned *running, unsigned *queued);

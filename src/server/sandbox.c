@@ -56,6 +56,8 @@
 #define CP_SANDBOX_RUNNER_MAX (1u << 20)
 /* Where the runners appear inside the sandbox. */
 #define CP_SANDBOX_RUNNER_MOUNT "/opt/codepane/runners"
+/* Where a kernel file appears inside the sandbox. */
+#define CP_SANDBOX_KERNEL_MOUNT "/opt/codepane/kernel"
 /* The directory holding the code file inside. */
 #define CP_SANDBOX_CODE_DIR "/w"
 /* uid/gid the runner sees (mapped to the slot uid outside; a stable identity so
@@ -131,19 +133,22 @@
 /* fds watched per running job: stdout, stderr, events, status, pidfd. */
 #define CP_SANDBOX_SELFTEST_FDS 5
 
-/* fd numbers as bwrap receives them. */
+/* fd numbers as bwrap receives them. Which ones the program inside gets: 0-2 always; a
+ * runner 3 (its events); a kernel 3 (requests) and 4 (events) (kernels/README.md). bwrap
+ * consumes the rest. */
 enum {
     FD_STDIN,
     FD_STDOUT,
     FD_STDERR,
-    FD_EVENTS,
+    FD_EVENTS,  /* runner: its events (write end); kernel: its requests (read end) */
+    FD_KEVENTS, /* kernel: its events (write end); closed for a runner */
     FD_STATUS,
     FD_SECCOMP,
     FD_CODE,
     FD_PASSWD,
     FD_GROUP,
-    FD_RUNNER,              /* the language runner (/dev/null when there is none) */
-    FD_NTARGET,             /* fds 0..9 are handed to bwrap */
+    FD_RUNNER,              /* the language runner or kernel (/dev/null when there is none) */
+    FD_NTARGET,             /* fds 0..10 are handed to bwrap */
     FD_ERRPIPE = FD_NTARGET /* CLOEXEC: tells the parent why setup failed */
 };
 
@@ -158,6 +163,7 @@ static const char k_group[] = "sandbox:x:" CP_SANDBOX_INNER_ID_STR ":\n";
 typedef struct {
     const char *exe;        /* interpreter; the language is off when it is missing */
     const char *runner;     /* file in runner_dir (NULL: the code runs directly) */
+    const char *kernel;     /* its kernel: a file in kernel_dir, or (Java) the jar */
     const char *code_path;  /* where --ro-bind-data puts the code */
     const char *const *etc; /* extra read-only binds (same path inside; skipped if absent) */
     bool mpl_env;           /* MPLBACKEND / MPLCONFIGDIR for matplotlib */
@@ -171,12 +177,14 @@ static const char *const k_etc_java[] = {"/etc/java-17-openjdk", "/etc/fonts", N
 static const char *const k_etc_r[] = {"/etc/R", "/etc/fonts", "/var/cache/fontconfig", NULL};
 
 static const lang_spec k_langs[] = {
-    [CP_LANG_PYTHON] = {"/usr/bin/python3", "python.py", CP_SANDBOX_CODE_DIR "/main.py",
-                        k_etc_python, true},
-    [CP_LANG_JAVASCRIPT] = {"/usr/bin/node", "node.cjs", CP_SANDBOX_CODE_DIR "/main.js", k_etc_none,
-                            false},
-    [CP_LANG_JAVA] = {"/usr/bin/java", NULL, CP_SANDBOX_CODE_DIR "/Main.java", k_etc_java, false},
-    [CP_LANG_R] = {"/usr/bin/Rscript", "runner.R", CP_SANDBOX_CODE_DIR "/main.R", k_etc_r, false},
+    [CP_LANG_PYTHON] = {"/usr/bin/python3", "python.py", "python_kernel.py",
+                        CP_SANDBOX_CODE_DIR "/main.py", k_etc_python, true},
+    [CP_LANG_JAVASCRIPT] = {"/usr/bin/node", "node.cjs", "node_kernel.cjs",
+                            CP_SANDBOX_CODE_DIR "/main.js", k_etc_none, false},
+    [CP_LANG_JAVA] = {"/usr/bin/java", NULL, "jkernel.jar", CP_SANDBOX_CODE_DIR "/Main.java",
+                      k_etc_java, false},
+    [CP_LANG_R] = {"/usr/bin/Rscript", "runner.R", "r_kernel.R", CP_SANDBOX_CODE_DIR "/main.R",
+                   k_etc_r, false},
 };
 #define CP_SANDBOX_NLANG ((int)(sizeof k_langs / sizeof *k_langs))
 
@@ -191,14 +199,16 @@ struct cp_sandbox {
     bool root;        /* per-slot uids (and cgroups) only when the server is root */
     uid_t uid;        /* without root: the server's own uid/gid */
     gid_t gid;
-    int cap_last;               /* highest capability number (bounding-set drop) */
-    int devnull_fd;             /* stdin of every run */
-    int seccomp_fd;             /* sealed memfd with the BPF */
-    int passwd_fd, group_fd;    /* sealed memfds */
+    int cap_last;            /* highest capability number (bounding-set drop) */
+    int devnull_fd;          /* stdin of every run */
+    int seccomp_fd;          /* sealed memfd with the BPF */
+    int passwd_fd, group_fd; /* sealed memfds */
     /* Sealed memfds with each language's runner, read once at init: the runners reach
      * the sandbox like the code (--ro-bind-data), so no host path has to be readable by
      * the slot uids (a checkout under a 0700 directory works). -1: no runner. */
     int runner_fd[CP_SANDBOX_NLANG];
+    /* The same for each language's kernel (-1: no kernel for it). */
+    int kernel_fd[CP_SANDBOX_NLANG];
     cp_cgroups *cg;             /* NULL without cgroups */
     unsigned long long run_seq; /* names run cgroups uniquely */
     bool orphans_left;          /* a sweep left an orphaned init alive: sweep again */
@@ -372,7 +382,7 @@ int cp_sandbox_init(cp_sandbox **out, const cp_sandbox_config *cfg, char *err, s
     sb->cfg = *cfg;
     sb->devnull_fd = sb->seccomp_fd = sb->passwd_fd = sb->group_fd = -1;
     for (int l = 0; l < CP_SANDBOX_NLANG; l++)
-        sb->runner_fd[l] = -1;
+        sb->runner_fd[l] = sb->kernel_fd[l] = -1;
     sb->runner_dir = strdup(cfg->runner_dir);
     sb->cfg.runner_dir = sb->runner_dir;
     if (!sb->runner_dir) {
@@ -414,6 +424,12 @@ int cp_sandbox_init(cp_sandbox **out, const cp_sandbox_config *cfg, char *err, s
             if ((sb->runner_fd[l] = runner_memfd(path)) < 0) continue;
         }
         sb->lang_ok[l] = true;
+        /* A missing kernel file only means that language runs one process per run. */
+        if (cfg->kernel_dir && ls->kernel) {
+            char path[PATH_MAX];
+            snprintf(path, sizeof path, "%s/%s", cfg->kernel_dir, ls->kernel);
+            sb->kernel_fd[l] = runner_memfd(path);
+        }
     }
     /* bwrap's monitor exits as soon as the runner does, while the namespace init is
      * still tearing down; the orphaned init would become a zombie of the host's pid 1
@@ -453,8 +469,10 @@ void cp_sandbox_free(cp_sandbox *sb)
     close_fd(&sb->devnull_fd);
     close_fd(&sb->seccomp_fd);
     close_fd(&sb->passwd_fd);
-    for (int l = 0; l < CP_SANDBOX_NLANG; l++)
+    for (int l = 0; l < CP_SANDBOX_NLANG; l++) {
         close_fd(&sb->runner_fd[l]);
+        close_fd(&sb->kernel_fd[l]);
+    }
     close_fd(&sb->group_fd);
     free(sb->runner_dir);
     free(sb);
@@ -527,6 +545,46 @@ static unsigned heap_mib(const cp_sandbox *sb)
     return heap < CP_SANDBOX_HEAP_MIN_MIB ? CP_SANDBOX_HEAP_MIN_MIB : (unsigned)heap;
 }
 
+/* What a sandbox runs: a runner on one snippet, the interpreter directly on the code
+ * (self-test only), or a kernel (no code; cells arrive on its request pipe). */
+typedef enum { MODE_RUN, MODE_DIRECT, MODE_KERNEL } spawn_mode;
+
+/* A kernel's command line (kernels/README.md). */
+static void kernel_command(argv_b *a, const cp_sandbox *sb, cp_lang lang)
+{
+    const lang_spec *ls = &k_langs[lang];
+    switch (lang) {
+    case CP_LANG_PYTHON:
+        /* No -u: the kernel reports its own output as events. */
+        args3(a, ls->exe, "-I", "-B");
+        arg(a, CP_SANDBOX_KERNEL_MOUNT "/python_kernel.py");
+        break;
+    case CP_LANG_JAVASCRIPT:
+        /* Without the async-hooks checks, terminating a cell inside a callback does not
+         * abort Node (kernels.md §3.3). */
+        args3(a, ls->exe, argf(a, "--max-old-space-size=%u", heap_mib(sb)),
+              "--no-force-async-hooks-checks");
+        arg(a, CP_SANDBOX_KERNEL_MOUNT "/node_kernel.cjs");
+        break;
+    case CP_LANG_JAVA:
+        /* kernels.md §4.1: small heap flags; the kernel wraps fds 3/4 by reflection. */
+        args2(a, ls->exe, argf(a, "-Xmx%um", heap_mib(sb)));
+        args3(a, "-Xss16m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1");
+        args3(a, "-XX:-UsePerfData", "-XX:+DisableAttachMechanism", "-XX:ActiveProcessorCount=1");
+        args3(a, "-Xshare:auto", "-Dfile.encoding=UTF-8", "-Dstdout.encoding=UTF-8");
+        args3(a, "-Dstderr.encoding=UTF-8", "--add-opens", "java.base/java.io=ALL-UNNAMED");
+        args3(a, "-cp", CP_SANDBOX_KERNEL_MOUNT "/jkernel.jar", "codepane.kernel.JKernel");
+        break;
+    case CP_LANG_R:
+        args2(a, ls->exe, "--vanilla");
+        arg(a, CP_SANDBOX_KERNEL_MOUNT "/r_kernel.R");
+        break;
+    default:
+        a->overflow = true;
+        break;
+    }
+}
+
 /* The command inside: the fixed per-language line, or (direct, self-test only) the
  * interpreter on the code file itself, with no runner in between. */
 static void lang_command(argv_b *a, const cp_sandbox *sb, cp_lang lang, bool direct)
@@ -565,8 +623,9 @@ static void lang_command(argv_b *a, const cp_sandbox *sb, cp_lang lang, bool dir
 }
 
 /* Spec §3.2, in its order; the mount operations end with --remount-ro /. */
-static void build_argv(argv_b *a, const cp_sandbox *sb, cp_lang lang, bool direct)
+static void build_argv(argv_b *a, const cp_sandbox *sb, cp_lang lang, spawn_mode mode)
 {
+    bool direct = mode == MODE_DIRECT, kernel = mode == MODE_KERNEL;
     const lang_spec *ls = &k_langs[lang];
     arg(a, CP_SANDBOX_BWRAP);
     /* Namespaces and identity. --disable-userns needs an explicit --unshare-user. */
@@ -612,19 +671,29 @@ static void build_argv(argv_b *a, const cp_sandbox *sb, cp_lang lang, bool direc
     args2(a, "--size", argf(a, "%zu", sb->cfg.tmp_bytes));
     args2(a, "--perms", "1777");
     args2(a, "--tmpfs", "/tmp");
-    if (!direct && ls->runner) {
+    if (kernel) {
+        args2(a, "--dir", CP_SANDBOX_KERNEL_MOUNT);
+        args3(a, "--ro-bind-data", argf(a, "%d", FD_RUNNER),
+              argf(a, "%s/%s", CP_SANDBOX_KERNEL_MOUNT, ls->kernel));
+    } else if (!direct && ls->runner) {
         args2(a, "--dir", CP_SANDBOX_RUNNER_MOUNT);
         args3(a, "--ro-bind-data", argf(a, "%d", FD_RUNNER),
               argf(a, "%s/%s", CP_SANDBOX_RUNNER_MOUNT, ls->runner));
     }
-    /* The code: copied by bwrap from an fd, read-only, no host file to race on. */
-    args2(a, "--dir", CP_SANDBOX_CODE_DIR);
-    args3(a, "--ro-bind-data", argf(a, "%d", FD_CODE), ls->code_path);
+    /* The code: copied by bwrap from an fd, read-only, no host file to race on. A kernel
+     * has none: its cells arrive on its request pipe. */
+    if (!kernel) {
+        args2(a, "--dir", CP_SANDBOX_CODE_DIR);
+        args3(a, "--ro-bind-data", argf(a, "%d", FD_CODE), ls->code_path);
+    }
     args2(a, "--seccomp", argf(a, "%d", FD_SECCOMP));
     /* Last mount op: bwrap's root tmpfs is otherwise writable and unbounded. */
     args2(a, "--remount-ro", "/");
     arg(a, "--");
-    lang_command(a, sb, lang, direct);
+    if (kernel)
+        kernel_command(a, sb, lang);
+    else
+        lang_command(a, sb, lang, direct);
 }
 
 /* ---- the child (async-signal-safe only) --------------------------------------------- */
@@ -678,8 +747,8 @@ struct child_report {
 
 typedef struct {
     char *const *argv;
-    int src[FD_NTARGET]; /* what becomes fd 0..9 */
-    bool no_runner;      /* fd 9 is a placeholder bwrap does not consume: close it */
+    int src[FD_NTARGET]; /* what becomes fd 0..10 */
+    unsigned unused;     /* bit per fd that is a placeholder nobody consumes: closed */
     int err_w;           /* the report pipe */
     int procs[CP_CGROUP_MAX_HIER];
     size_t nprocs;
@@ -736,7 +805,8 @@ static _Noreturn void run_child(const child_ctx *c)
     for (int i = 0; i < FD_NTARGET; i++)
         if (dup2(tmp[i], i) < 0) child_fail(report, STEP_FDS);
     if (syscall(SYS_close_range, FD_ERRPIPE + 1, ~0U, 0) < 0) child_fail(report, STEP_FDS);
-    if (c->no_runner) close(FD_RUNNER);
+    for (int i = 0; i < FD_NTARGET; i++)
+        if (c->unused & (1u << i)) close(i);
 
     for (size_t i = 0; i < c->nrl; i++)
         if (setrlimit(c->rl_res[i], &c->rl[i]) < 0) child_fail(report, STEP_RLIMIT);
@@ -810,7 +880,7 @@ static void fill_rlimits(child_ctx *c, const cp_sandbox *sb)
 static void proc_reset(cp_proc *p)
 {
     memset(p, 0, sizeof *p);
-    p->pidfd = p->init_pidfd = p->out_fd = p->err_fd = p->ev_fd = p->status_fd = -1;
+    p->pidfd = p->init_pidfd = p->out_fd = p->err_fd = p->ev_fd = p->status_fd = p->req_fd = -1;
 }
 
 static void proc_close(cp_proc *p)
@@ -820,44 +890,51 @@ static void proc_close(cp_proc *p)
     close_fd(&p->out_fd);
     close_fd(&p->err_fd);
     close_fd(&p->ev_fd);
+    close_fd(&p->req_fd);
     close_fd(&p->status_fd);
 }
 
-/* A pipe whose read end (ours) is non-blocking and whose write end (the sandbox's)
- * belongs to the slot uid: Java and R reopen /proc/self/fd/N, which a root-owned pipe
- * refuses (kernels.md §1.3). */
-static int sandbox_pipe(const cp_sandbox *sb, uid_t uid, gid_t gid, int *rd, int *wr)
+/* A pipe between the server and a sandbox: the server's end (*ours) non-blocking, the
+ * sandbox's end (*theirs) owned by the slot uid, since Java and R reopen /proc/self/fd/N,
+ * which a root-owned pipe refuses (kernels.md §1.3). `inward`: the sandbox reads it (a
+ * kernel's requests); otherwise the sandbox writes it. */
+static int sandbox_pipe(const cp_sandbox *sb, uid_t uid, gid_t gid, bool inward, int *ours,
+                        int *theirs)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) return -1;
-    if (fcntl(p[0], F_SETFL, O_NONBLOCK) < 0 || (sb->root && fchown(p[1], uid, gid) < 0)) {
+    int o = inward ? p[1] : p[0], t = inward ? p[0] : p[1];
+    if (fcntl(o, F_SETFL, O_NONBLOCK) < 0 || (sb->root && fchown(t, uid, gid) < 0)) {
         int e = errno;
         close(p[0]);
         close(p[1]);
         errno = e;
         return -1;
     }
-    *rd = p[0];
-    *wr = p[1];
+    *ours = o;
+    *theirs = t;
     return 0;
 }
 
 static int spawn_impl(cp_sandbox *sb, cp_lang lang, const char *code, size_t code_len,
-                      unsigned slot, bool direct, cp_proc *proc, char *err, size_t errcap)
+                      unsigned slot, spawn_mode mode, cp_proc *proc, char *err, size_t errcap)
 {
+    bool kernel = mode == MODE_KERNEL;
     proc_reset(proc);
     if (slot >= sb->cfg.slots) return errf(err, errcap, "sandbox: slot %u out of range", slot);
     if ((int)lang <= 0 || (int)lang >= CP_SANDBOX_NLANG)
         return errf(err, errcap, "sandbox: unknown language");
     if (!sb->lang_ok[lang])
         return errf(err, errcap, "sandbox: %s is not available on this server", cp_lang_name(lang));
+    if (kernel && sb->kernel_fd[lang] < 0)
+        return errf(err, errcap, "sandbox: no %s kernel on this server", cp_lang_name(lang));
     proc->slot = slot;
     uid_t uid = sb->root ? (uid_t)(sb->cfg.uid_base + slot) : sb->uid;
     gid_t gid = sb->root ? (gid_t)(sb->cfg.uid_base + slot) : sb->gid;
 
     argv_b a;
     memset(&a, 0, sizeof a);
-    build_argv(&a, sb, lang, direct);
+    build_argv(&a, sb, lang, mode);
     if (a.overflow) return errf(err, errcap, "sandbox: bwrap argv too long");
 
     child_ctx c;
@@ -871,7 +948,9 @@ static int spawn_impl(cp_sandbox *sb, cp_lang lang, const char *code, size_t cod
     fill_rlimits(&c, sb);
     for (int i = 0; i < FD_NTARGET; i++)
         c.src[i] = -1;
-    int child_side[FD_NTARGET] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1}; /* ours to close */
+    int child_side[FD_NTARGET]; /* ours to close */
+    for (int i = 0; i < FD_NTARGET; i++)
+        child_side[i] = -1;
     int report_r = -1, report_w = -1;
     int rc = -1;
 
@@ -883,22 +962,36 @@ static int spawn_impl(cp_sandbox *sb, cp_lang lang, const char *code, size_t cod
             return -1;
         }
     }
-    if (sandbox_pipe(sb, uid, gid, &proc->out_fd, &child_side[FD_STDOUT]) < 0 ||
-        sandbox_pipe(sb, uid, gid, &proc->err_fd, &child_side[FD_STDERR]) < 0 ||
-        sandbox_pipe(sb, uid, gid, &proc->ev_fd, &child_side[FD_EVENTS]) < 0 ||
-        sandbox_pipe(sb, uid, gid, &proc->status_fd, &child_side[FD_STATUS]) < 0) {
+    /* A runner writes events on fd 3; a kernel reads requests there and writes events
+     * on fd 4. Placeholders (/dev/null) fill the numbers a mode does not use; the child
+     * closes them after the dup2s. */
+    int events_ok = kernel
+                        ? sandbox_pipe(sb, uid, gid, true, &proc->req_fd, &child_side[FD_EVENTS])
+                        : sandbox_pipe(sb, uid, gid, false, &proc->ev_fd, &child_side[FD_EVENTS]);
+    int kevents_ok =
+        kernel ? sandbox_pipe(sb, uid, gid, false, &proc->ev_fd, &child_side[FD_KEVENTS]) : 0;
+    if (sandbox_pipe(sb, uid, gid, false, &proc->out_fd, &child_side[FD_STDOUT]) < 0 ||
+        events_ok < 0 || kevents_ok < 0 ||
+        sandbox_pipe(sb, uid, gid, false, &proc->status_fd, &child_side[FD_STATUS]) < 0) {
+        errf(err, errcap, "sandbox: pipe: %s", strerror(errno));
+        goto out;
+    }
+    if (sandbox_pipe(sb, uid, gid, false, &proc->err_fd, &child_side[FD_STDERR]) < 0) {
         errf(err, errcap, "sandbox: pipe: %s", strerror(errno));
         goto out;
     }
     child_side[FD_SECCOMP] = memfd_reopen(sb->seccomp_fd);
     child_side[FD_PASSWD] = memfd_reopen(sb->passwd_fd);
     child_side[FD_GROUP] = memfd_reopen(sb->group_fd);
-    child_side[FD_CODE] = memfd_with("codepane-code", code, code_len);
-    c.no_runner = direct || sb->runner_fd[lang] < 0;
-    child_side[FD_RUNNER] = c.no_runner ? fcntl(sb->devnull_fd, F_DUPFD_CLOEXEC, 0)
-                                        : memfd_reopen(sb->runner_fd[lang]);
+    int file_fd = kernel ? sb->kernel_fd[lang] : mode == MODE_DIRECT ? -1 : sb->runner_fd[lang];
+    child_side[FD_CODE] = kernel ? fcntl(sb->devnull_fd, F_DUPFD_CLOEXEC, 0)
+                                 : memfd_with("codepane-code", code, code_len);
+    child_side[FD_RUNNER] =
+        file_fd < 0 ? fcntl(sb->devnull_fd, F_DUPFD_CLOEXEC, 0) : memfd_reopen(file_fd);
+    if (!kernel) child_side[FD_KEVENTS] = fcntl(sb->devnull_fd, F_DUPFD_CLOEXEC, 0);
+    c.unused = (file_fd < 0 ? 1u << FD_RUNNER : 0) | (kernel ? 1u << FD_CODE : 1u << FD_KEVENTS);
     if (child_side[FD_SECCOMP] < 0 || child_side[FD_PASSWD] < 0 || child_side[FD_GROUP] < 0 ||
-        child_side[FD_CODE] < 0 || child_side[FD_RUNNER] < 0) {
+        child_side[FD_CODE] < 0 || child_side[FD_RUNNER] < 0 || child_side[FD_KEVENTS] < 0) {
         errf(err, errcap, "sandbox: memfd: %s", strerror(errno));
         goto out;
     }
@@ -977,7 +1070,42 @@ out:
 int cp_sandbox_spawn(cp_sandbox *sb, cp_lang lang, const char *code, size_t code_len, unsigned slot,
                      cp_proc *proc, char *err, size_t errcap)
 {
-    return spawn_impl(sb, lang, code, code_len, slot, false, proc, err, errcap);
+    return spawn_impl(sb, lang, code, code_len, slot, MODE_RUN, proc, err, errcap);
+}
+
+int cp_sandbox_spawn_kernel(cp_sandbox *sb, cp_lang lang, unsigned slot, cp_proc *proc, char *err,
+                            size_t errcap)
+{
+    return spawn_impl(sb, lang, NULL, 0, slot, MODE_KERNEL, proc, err, errcap);
+}
+
+bool cp_sandbox_kernel_available(const cp_sandbox *sb, cp_lang lang)
+{
+    return (int)lang > 0 && (int)lang < CP_SANDBOX_NLANG && sb->lang_ok[lang] &&
+           sb->kernel_fd[lang] >= 0;
+}
+
+int cp_sandbox_signal_main(cp_proc *proc, int sig)
+{
+    if (proc->init_pid <= 0) return -1;
+    char path[96], buf[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)proc->init_pid,
+             (int)proc->init_pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = '\0';
+    long pid = strtol(buf, NULL, 10);
+    if (pid <= 0) return -1;
+    /* Through a pidfd: if the kernel died and its pid was reused meanwhile, the open
+     * finds another process's pid only in the instant between the read and here. */
+    int pfd = sys_pidfd_open((pid_t)pid);
+    if (pfd < 0) return -1;
+    int rc = sys_pidfd_signal(pfd, sig);
+    close(pfd);
+    return rc;
 }
 
 /* ---- status, kill, release ------------------------------------------------------------ */
@@ -1083,9 +1211,9 @@ static bool is_sandbox_init(const cp_sandbox *sb, pid_t pid, int fd)
     p = strstr(buf, "\nUid:");
     if (!p) return false;
     unsigned long uid = strtoul(p + 5, NULL, 10);
-    bool uid_ok = sb->root ? uid >= sb->cfg.uid_base &&
-                                 uid < (unsigned long)sb->cfg.uid_base + sb->cfg.slots
-                           : uid == (unsigned long)sb->uid;
+    bool uid_ok =
+        sb->root ? uid >= sb->cfg.uid_base && uid < (unsigned long)sb->cfg.uid_base + sb->cfg.slots
+                 : uid == (unsigned long)sb->uid;
     if (!uid_ok) return false;
     p = strstr(buf, "\nNSpid:");
     if (!p) return false;
@@ -1418,7 +1546,7 @@ static int run_jobs(cp_sandbox *sb, st_job *jobs, size_t njobs, char *err, size_
             while (slot_busy[slot])
                 slot++;
             st_job *j = &jobs[next++];
-            if (spawn_impl(sb, j->lang, j->code, strlen(j->code), slot, true, &j->proc,
+            if (spawn_impl(sb, j->lang, j->code, strlen(j->code), slot, MODE_DIRECT, &j->proc,
                            j->spawn_err, sizeof j->spawn_err) < 0) {
                 j->finished = true;
                 done++;

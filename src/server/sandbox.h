@@ -29,6 +29,8 @@ typedef struct {
     size_t tmp_bytes;       /* size of the sandbox's /tmp tmpfs */
     double cpu_quota;       /* CPUs per run (cgroup cpu quota), e.g. 1.0 */
     const char *runner_dir; /* host directory holding the language runners (bound read-only) */
+    const char *kernel_dir; /* host directory holding the kernels (kernels/README.md), or
+                               NULL: every language runs one process per run */
 } cp_sandbox_config;
 
 typedef struct cp_sandbox cp_sandbox;
@@ -55,21 +57,35 @@ bool cp_sandbox_has_cgroups(const cp_sandbox *sb);
 bool cp_sandbox_lang_available(const cp_sandbox *sb, cp_lang lang);
 
 typedef struct {
-    pid_t pid;            /* the bwrap process the server forked */
-    pid_t init_pid;       /* the pid-namespace init as the host sees it (0 until known) */
-    int init_pidfd;       /* pidfd of init_pid (-1 until known): kills never hit a reused pid */
-    int pidfd;            /* pidfd of `pid` (pollable: readable when it exits) */
-    int out_fd, err_fd;   /* read ends of the child's stdout and stderr, O_NONBLOCK */
-    int ev_fd;            /* read end of the runner's event pipe (fd 3 inside), O_NONBLOCK */
-    int status_fd;        /* read end of bwrap's --json-status-fd, O_NONBLOCK */
+    pid_t pid;          /* the bwrap process the server forked */
+    pid_t init_pid;     /* the pid-namespace init as the host sees it (0 until known) */
+    int init_pidfd;     /* pidfd of init_pid (-1 until known): kills never hit a reused pid */
+    int pidfd;          /* pidfd of `pid` (pollable: readable when it exits) */
+    int out_fd, err_fd; /* read ends of the child's stdout and stderr, O_NONBLOCK */
+    int ev_fd;          /* read end of the event pipe (fd 3 inside a runner, fd 4 inside a
+                           kernel), O_NONBLOCK */
+    int req_fd;         /* kernel only: write end of its request pipe (fd 3 inside),
+                           O_NONBLOCK; -1 for a runner */
+    int status_fd;      /* read end of bwrap's --json-status-fd, O_NONBLOCK */
     unsigned slot;
-    char cgroup[64];      /* run cgroup name, "" without cgroups */
+    char cgroup[64]; /* run cgroup name, "" without cgroups */
 } cp_proc;
 
 /* Start `lang`'s runner on `code` in slot `slot`. The code reaches the sandbox through
  * --ro-bind-data (never argv, never a host file). Returns 0, or -1 with err. */
-int cp_sandbox_spawn(cp_sandbox *sb, cp_lang lang, const char *code, size_t code_len,
-                     unsigned slot, cp_proc *proc, char *err, size_t errcap);
+int cp_sandbox_spawn(cp_sandbox *sb, cp_lang lang, const char *code, size_t code_len, unsigned slot,
+                     cp_proc *proc, char *err, size_t errcap);
+
+/* Start `lang`'s kernel (kernels/README.md) in slot `slot`: a long-lived process that
+ * reads cells from proc->req_fd and reports on proc->ev_fd. Same confinement as a run.
+ * Returns 0, or -1 with err (also when the language has no kernel here). */
+int cp_sandbox_spawn_kernel(cp_sandbox *sb, cp_lang lang, unsigned slot, cp_proc *proc, char *err,
+                            size_t errcap);
+/* Whether `lang` has a kernel here (its file was found at init, the language runs). */
+bool cp_sandbox_kernel_available(const cp_sandbox *sb, cp_lang lang);
+/* Send `sig` to the program the sandbox runs (the namespace init's child; needs
+ * init_pid). 0, or -1 when it cannot be found. */
+int cp_sandbox_signal_main(cp_proc *proc, int sig);
 
 /* Read bwrap's status fd (call when it is readable) to learn init_pid. Non-blocking.
  * Returns 0 while more may come, -1 at EOF or error: stop watching status_fd then (it
@@ -83,12 +99,12 @@ int cp_sandbox_read_status(cp_proc *proc);
 void cp_sandbox_kill(cp_sandbox *sb, cp_proc *proc);
 
 typedef struct {
-    int exit_code;        /* of the runner, -1 when killed by a signal */
-    int signal;           /* 0 when it exited */
-    bool oom_killed;      /* the memory cgroup's oom_kill counter rose */
-    bool pids_hit;        /* the pids cgroup refused a fork */
-    double cpu_s;         /* CPU time of the whole tree, when cgroups tell */
-    size_t peak_bytes;    /* peak memory of the whole tree, when cgroups tell */
+    int exit_code;     /* of the runner, -1 when killed by a signal */
+    int signal;        /* 0 when it exited */
+    bool oom_killed;   /* the memory cgroup's oom_kill counter rose */
+    bool pids_hit;     /* the pids cgroup refused a fork */
+    double cpu_s;      /* CPU time of the whole tree, when cgroups tell */
+    size_t peak_bytes; /* peak memory of the whole tree, when cgroups tell */
 } cp_proc_status;
 
 /* Reap the bwrap process (which should have exited: its pidfd was readable; if not,

@@ -165,6 +165,15 @@ void cp_sessions_set_runner(cp_sessions *t, cp_runner *r)
     pthread_rwlock_unlock(&t->runner_lock);
 }
 
+/* The session is over: its kernels go too. Callable with the table lock held (the lock
+ * order is table → runner; the runner never calls back with its own lock held). */
+static void drop_kernels(cp_sessions *t, const char *id)
+{
+    pthread_rwlock_rdlock(&t->runner_lock);
+    if (t->runner) cp_runner_drop_session(t->runner, id);
+    pthread_rwlock_unlock(&t->runner_lock);
+}
+
 static void cancel_ids(cp_sessions *t, const uint64_t *ids, size_t n)
 {
     if (!n) return;
@@ -257,6 +266,7 @@ static void *reaper_main(void *arg)
             if (s->finished || s->nruns || now - s->last_used < s->idle_s) continue;
             size_t n;
             free(finish(t, s, &n)); /* no runs: nothing to cancel */
+            drop_kernels(t, s->id);
         }
         /* Forget old tombstones, and the oldest ones past the cap. */
         for (cp_session **pp = &t->head; *pp;) {
@@ -338,6 +348,7 @@ void cp_sessions_shutdown(cp_sessions *t)
         }
         size_t n;
         uint64_t *ids = finish(t, s, &n);
+        drop_kernels(t, s->id);
         pthread_mutex_unlock(&t->lock);
         cancel_ids(t, ids, n);
         free(ids);
@@ -548,6 +559,7 @@ cp_session_state cp_sessions_release(cp_sessions *t, const char *id)
             if (strcmp(s->id, id) != 0) continue;
             st = s->finished ? CP_SESSION_FINISHED : CP_SESSION_LIVE;
             ids = finish(t, s, &n);
+            drop_kernels(t, s->id);
             s->released = true;
             break;
         }

@@ -372,8 +372,8 @@ static void start_run(ws_conn *wc, const cp_run_request *req)
         return;
     }
     uint64_t id;
-    if (cp_server_submit(srv, req->lang, req->code, req->code_len, req->timeout_s, count, &WS_SINK,
-                         run, &id, msg, sizeof msg)) {
+    if (cp_server_submit(srv, cp_session_id(wc->session), req->lang, req->code, req->code_len,
+                         req->timeout_s, count, &WS_SINK, run, &id, msg, sizeof msg)) {
         cp_session_run_failed(wc->session, &run->rec, req->lang, count);
         send_error(wc, req->request_id, msg);
         unlist(wc, run);

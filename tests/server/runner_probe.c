@@ -240,8 +240,8 @@ static rec *submit(cp_lang lang, const char *code, double timeout_s, uint64_t *i
     char err[256];
     uint64_t rid = 0;
     c->t_submit = now_s();
-    if (cp_runner_submit(R, lang, code, strlen(code), timeout_s, next_count++, &SINK, c, &rid, err,
-                         sizeof err) != 0) {
+    if (cp_runner_submit(R, NULL, lang, code, strlen(code), timeout_s, next_count++, &SINK, c, &rid,
+                         err, sizeof err) != 0) {
         check(false, "submit", "%s", err);
         rec_free(c);
         return NULL;
@@ -685,8 +685,8 @@ static void probe_admission(void)
     char err[256] = "";
     rec *extra = rec_new();
     uint64_t xid;
-    int rc = cp_runner_submit(R, CP_LANG_PYTHON, "print(1)", 8, 30, 1, &SINK, extra, &xid, err,
-                              sizeof err);
+    int rc = cp_runner_submit(R, NULL, CP_LANG_PYTHON, "print(1)", 8, 30, 1, &SINK, extra, &xid,
+                              err, sizeof err);
     check(rc == -1 && strncmp(err, "busy: ", 6) == 0 && extra->nends == 0,
           "submit_beyond_queue_is_busy", "rc=%d \"%s\"", rc, err);
     if (rc == 0) {
