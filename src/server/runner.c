@@ -213,8 +213,10 @@ struct cp_runner {
     char (*drops)[CP_RUNNER_SESSION_MAX]; /* sessions whose kernels must go */
     size_t ndrops, capdrops;
 
-    /* Supervisor-only: the live kernels. */
+    /* Supervisor-only: the live kernels, and the languages whose pooled kernel died
+     * before it was ready (their pool is not refilled: it would only die again). */
     kernel *kernels;
+    bool pool_broken[CP_LANG_R + 1];
 
     /* Supervisor-only scratch buffers. */
     char *rbuf; /* one read: chunk_max bytes */
@@ -1245,16 +1247,28 @@ static void kernel_finish(cp_runner *r, kernel *k)
     if (r->kslots[k->slot] == k) r->kslots[k->slot] = NULL;
     pthread_mutex_unlock(&r->mu);
 
-    /* Its queue ends with it (a session that is gone), or goes back to the front of
-     * kwait, in order, for a new kernel. */
+    /* Its queue ends with it (a session that is gone, or a kernel that died before it was
+     * ready: another would most likely do the same), or goes back to the front of kwait,
+     * in order, for a new kernel. */
     run *q = k->q_head;
     k->q_head = k->q_tail = NULL;
-    if (k->end_cancel != CANCEL_NONE) {
+    if (k->state == K_STARTING && !k->session[0] && !k->killed && !r->pool_broken[k->lang]) {
+        r->pool_broken[k->lang] = true;
+        fprintf(stderr,
+                "codepane-server: the pooled %s kernel died before it was ready (%s %d); "
+                "no more pooled %s kernels\n",
+                cp_lang_name(k->lang), st.signal ? "signal" : "exit code",
+                st.signal ? st.signal : st.exit_code, cp_lang_name(k->lang));
+    }
+    if (k->end_cancel != CANCEL_NONE || k->state == K_STARTING) {
+        char why[CP_RUNNER_TEXT_MAX];
+        snprintf(why, sizeof why, "the %s kernel did not start (%s %d)", cp_lang_name(k->lang),
+                 st.signal ? "signal" : "exit code", st.signal ? st.signal : st.exit_code);
         while (q) {
             run *u = q;
             q = u->kq_next;
             u->kq_next = NULL;
-            end_kernel_unsent(r, u, k->end_cancel, NULL);
+            end_kernel_unsent(r, u, k->end_cancel, k->end_cancel != CANCEL_NONE ? NULL : why);
         }
     } else if (q) {
         run *last = q;
@@ -1440,7 +1454,7 @@ static void dispatch(cp_runner *r)
 static void fill_pool(cp_runner *r)
 {
     for (int l = CP_LANG_PYTHON; l <= CP_LANG_R; l++) {
-        if (!r->cfg.pool[l] || !kernel_lang(r, (cp_lang)l)) continue;
+        if (!r->cfg.pool[l] || r->pool_broken[l] || !kernel_lang(r, (cp_lang)l)) continue;
         unsigned have = 0;
         for (kernel *k = r->kernels; k; k = k->next)
             if (k->lang == (cp_lang)l && !k->session[0] && !k->killed) have++;

@@ -307,3 +307,31 @@ describe('every language, in its sandbox, through the server', () => {
     });
   }
 });
+
+test('a kernel that cannot start fails the run with the reason, and its pool is not refilled', async () => {
+  const { mkdtempSync, writeFileSync, rmSync, chmodSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(`${tmpdir()}/cp-broken-kernels-`);
+  chmodSync(dir, 0o755);
+  writeFileSync(`${dir}/python_kernel.py`, 'import sys\nsys.exit(5)\n');
+  const srv = await startServer({ uidBase: 61950, args: ['--kernels', 'python', '--kernels-dir', dir, '--kernel-pool', 'python=1'] });
+  try {
+    const s = await createSession(srv);
+    const r = await run(s, 'print(1)');
+    assert.equal(r.error, 'the python kernel did not start (exit code 5)');
+    // The pooled kernel (or, if the run adopted it, its replacement) dies too, once.
+    const said = /the pooled python kernel died before it was ready \(exit code 5\); no more pooled python kernels\n/g;
+    for (let t = 0; !said.test(srv.output().err); t += 50) {
+      assert.ok(t < 5000, `stderr: ${srv.output().err}`);
+      await sleep(50);
+    }
+    await sleep(500);
+    assert.equal(srv.output().err.match(said).length, 1);
+    const health = await fetch(`${srv.base}/health`);
+    assert.equal(health.status, 200);
+  } finally {
+    await srv.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  await expectNoSandboxProcesses(2000, 61950);
+});
