@@ -1872,6 +1872,7 @@ int cp_runner_start(cp_runner **out, const cp_runner_config *cfg, cp_sandbox *sb
         goto fail;
     }
     *out = r;
+    wake(r); /* a first turn of the loop fills the kernel pool */
     return 0;
 fail:
     if (r->epfd >= 0) close(r->epfd);

@@ -52,6 +52,13 @@ async function run(session, code, timeout = 30) {
 const pythonKernels = (base) =>
   sandboxProcesses(64, base).filter((p) => p.includes(' python3 ')).map((p) => Number.parseInt(p, 10));
 
+test('the pool is started with the server, before any session asks', async () => {
+  for (let t = 0; pythonKernels(UID_BASE).length !== 1; t += 50) {
+    assert.ok(t < 10000, `pooled kernels: ${pythonKernels(UID_BASE)}`);
+    await sleep(50);
+  }
+});
+
 describe('state', () => {
   test('a variable set in one run is there in the next, on both routes, and counts go on', async () => {
     const s = await newSession();

@@ -1,0 +1,550 @@
+#!/usr/bin/env node
+// bench/kernels.mjs: first-output latency of codepane-server with persistent kernels
+// against one sandboxed process per run, next to the floor (a bare loopback WebSocket
+// round trip). Not a test: run it by hand, `node bench/kernels.mjs [--runs N]` (or
+// `npm run bench:kernels -- --runs N`). It prints a markdown report and writes the same
+// to bench/results/kernels.md.
+//
+// Two servers on loopback, started with tests/server/harness.mjs and stopped by pid at the
+// end (also on error or Ctrl-C):
+//   A  --kernels all --kernel-pool python=1,javascript=1,java=1,r=1 --max-runs 8  (uid base 64900)
+//   B  --kernels none --max-runs 8                                                 (uid base 64964)
+//
+// Per language (one line that prints "x"):
+//   warm  A: one session, one WebSocket, one warm-up run, then N runs; each sample is the
+//            time from ws.send(run frame) to the 'message' event of the first stdout frame.
+//   cold  A: per sample a new session + a new WebSocket; time from the createSession
+//            request to the first stdout frame (and, separately, from the run frame). Before
+//            each sample the bench waits until the pool holds a ready kernel of the language
+//            again (see waitPoolReady), so every sample adopts a started kernel.
+//   warm  B: as warm A, one sandboxed process per run.
+// Floor: npm `ws` echo server on 127.0.0.1 in a separate Node process (like the codepane
+// server, another process), median of round trips of a 200-byte text frame; the same
+// in-process is shown for reference.
+//
+// Options: --runs N (warm runs per language, default 30), --cold N (cold python samples,
+// default 10), --cold-other N (cold samples of the other languages, default 5),
+// --gap MS (pause between samples of the warm and floor loops, default 10).
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import WebSocket, { WebSocketServer } from 'ws';
+import {
+  ROOT, createSession, invocationId, openWs, post, startServer,
+} from '../tests/server/harness.mjs';
+
+// ---- options ------------------------------------------------------------------------------
+
+function option(name, dflt) {
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === name) return Number(argv[i + 1]);
+    if (argv[i].startsWith(`${name}=`)) return Number(argv[i].slice(name.length + 1));
+  }
+  return dflt;
+}
+const RUNS = option('--runs', 30);
+const COLD_PY = Math.max(10, option('--cold', 10));
+const COLD_OTHER = Math.max(5, option('--cold-other', 5));
+const GAP_MS = option('--gap', 10);
+const FLOOR_TRIPS = 300;
+for (const [k, v] of Object.entries({ RUNS, COLD_PY, COLD_OTHER, GAP_MS })) {
+  if (!Number.isFinite(v) || v < 0 || (k === 'RUNS' && v < 1)) {
+    console.error(`bad option ${k}: ${v}\nusage: node bench/kernels.mjs [--runs N] [--cold N] [--cold-other N] [--gap MS]`);
+    process.exit(2);
+  }
+}
+
+const UID_A = 64900;
+const UID_B = 64964;
+const SLOTS = 64; // the two uid ranges [64900, 64964) and [64964, 65028) do not overlap
+const ARGS_A = ['--kernels', 'all', '--kernel-pool', 'python=1,javascript=1,java=1,r=1', '--max-runs', '8'];
+const ARGS_B = ['--kernels', 'none', '--max-runs', '8'];
+
+const LANGS = [
+  { lang: 'python', code: "print('x')", label: 'python' },
+  { lang: 'javascript', code: "console.log('x')", label: 'javascript' },
+  { lang: 'java', code: 'System.out.println("x");', label: 'java' },
+  { lang: 'r', code: "cat('x\\n')", label: 'r' },
+];
+
+const OUT_DIR = fileURLToPath(new URL('./results/', import.meta.url));
+const OUT_FILE = `${OUT_DIR}kernels.md`;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (...a) => console.error('[bench]', ...a); // progress on stderr, report on stdout
+
+// ---- statistics ---------------------------------------------------------------------------
+
+function stats(xs) {
+  if (!xs.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+  const p90 = s[Math.min(s.length - 1, Math.ceil(0.9 * s.length) - 1)];
+  return { n: s.length, median, min: s[0], max: s[s.length - 1], p90 };
+}
+const f = (x, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? '–' : x.toFixed(d));
+const cell = (st) => (st ? `${f(st.median)} (${f(st.min)}–${f(st.max)})` : 'n/a');
+
+// ---- one run on an open session WebSocket ------------------------------------------------
+
+/** Send one stream run; resolve with {first, end, stdout, status, error}: ms from the
+ * ws.send of the run frame to the 'message' event of the first stdout frame and of the
+ * end frame. */
+function timedRun(ws, code, language, { timeoutMs = 60000 } = {}) {
+  const id = invocationId();
+  return new Promise((resolve, reject) => {
+    let t0 = 0, first = null, stdout = '';
+    const errors = [];
+    const timer = setTimeout(() => {
+      ws.off('message', onMessage);
+      reject(new Error(`${language}: no end frame within ${timeoutMs} ms (stdout so far ${JSON.stringify(stdout)})`));
+    }, timeoutMs);
+    const onMessage = (buf) => {
+      const at = performance.now();
+      const fr = JSON.parse(buf.toString());
+      if (fr.invocationId !== id) return;
+      const d = fr.data;
+      if (d.phase === 'event' && d.eventType === 'stdout') {
+        if (first === null) first = at - t0;
+        stdout += d.chunk;
+      } else if (d.phase === 'event' && d.eventType === 'error') {
+        errors.push(d.error);
+      } else if (d.phase === 'end' || d.phase === 'error' || typeof d.error === 'string') {
+        clearTimeout(timer);
+        ws.off('message', onMessage);
+        resolve({
+          first, end: at - t0, sentAt: t0, firstAt: first === null ? null : t0 + first,
+          stdout, status: d.status ?? d.phase, errors,
+          refusal: d.phase === 'error' || typeof d.error === 'string' ? (d.error ?? 'refused') : null,
+          executionError: d.executionError ?? null,
+        });
+      }
+    };
+    ws.on('message', onMessage);
+    const frame = JSON.stringify({
+      invocationId: id, source: 'SDK', target: 'wuying_codespace',
+      data: { method: 'run_code', mode: 'stream', params: { language, timeoutS: 60, code } },
+    });
+    t0 = performance.now();
+    ws.send(frame);
+  });
+}
+
+/** A run whose output is not exactly "x\n" (or that failed) is a broken sample. */
+function checkRun(r, what) {
+  if (r.refusal) throw new Error(`${what}: refused: ${JSON.stringify(r.refusal)}`);
+  if (r.first === null || r.stdout !== 'x\n') {
+    throw new Error(`${what}: stdout ${JSON.stringify(r.stdout)}, status ${r.status}, ` +
+      `error ${JSON.stringify(r.executionError ?? r.errors)}`);
+  }
+}
+
+async function release(server, session) {
+  await post(`${server.base}/mcp/releaseSessionAsync`, { sessionId: session.sessionId }).catch(() => {});
+}
+
+function closeWs(ws) {
+  return new Promise((resolve) => {
+    if (ws.readyState === WebSocket.CLOSED) return resolve();
+    const t = setTimeout(() => { ws.terminate(); resolve(); }, 2000);
+    ws.once('close', () => { clearTimeout(t); resolve(); });
+    ws.close();
+  });
+}
+
+// ---- measurements -----------------------------------------------------------------------------
+
+/** Warm: one session, one WebSocket, a warm-up run, then RUNS runs. `beforeRuns` is awaited
+ * after the warm-up (on A: the pool refill the warm-up's adoption triggered settles first). */
+async function warm(server, { lang, code }, { beforeRuns } = {}) {
+  const session = await createSession(server);
+  const ws = await openWs(session);
+  try {
+    const w = await timedRun(ws, code, lang);
+    checkRun(w, `${lang} warm-up`);
+    if (beforeRuns) await beforeRuns();
+    const first = [], end = [];
+    for (let i = 0; i < RUNS; i++) {
+      await sleep(GAP_MS);
+      const r = await timedRun(ws, code, lang);
+      checkRun(r, `${lang} run ${i + 1}`);
+      first.push(r.first);
+      end.push(r.end);
+    }
+    return { warmup: w.first, second: first[0], first: stats(first), end: stats(end), raw: first };
+  } finally {
+    await closeWs(ws);
+    await release(server, session);
+  }
+}
+
+/** The interpreter a kernel of each language runs as (its /proc comm). */
+const KERNEL_COMM = { python: 'python3', javascript: 'node', java: 'java', r: 'R' };
+
+/** A server's slot-uid processes, sorted into live kernels and the rest. A kernel is one
+ * slot uid's whole process set: bwrap's monitor (a child of the server), the namespace's
+ * init (a child of the monitor) and the interpreter (a child of the init) running a file
+ * from the kernels directory, none a zombie or stopped. Anything else (a dying kernel, a
+ * one-off run) is in `others`. */
+function kernelProcesses(base, { slots = SLOTS, serverPid = null } = {}) {
+  const byUid = new Map();
+  for (const pid of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(pid)) continue;
+    let status;
+    try { status = readFileSync(`/proc/${pid}/status`, 'utf8'); } catch { continue; } // gone
+    const [, real, eff] = /^Uid:\s+(\d+)\s+(\d+)/m.exec(status) ?? [];
+    const uid = [Number(real), Number(eff)].find((u) => u >= base && u < base + slots);
+    if (uid === undefined) continue;
+    const p = {
+      pid: Number(pid), uid, name: /^Name:\s+(.*)$/m.exec(status)?.[1], state: /^State:\s+(\S)/m.exec(status)?.[1],
+      ppid: Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]),
+    };
+    if (!byUid.has(uid)) byUid.set(uid, []);
+    byUid.get(uid).push(p);
+  }
+  const comms = Object.values(KERNEL_COMM);
+  const kernels = [], others = [];
+  for (const [uid, ps] of byUid) {
+    const monitor = ps.find((p) => p.name === 'bwrap' && !ps.some((q) => q.pid === p.ppid));
+    const init = monitor && ps.find((p) => p.name === 'bwrap' && p.ppid === monitor.pid);
+    const interp = init && ps.find((p) => comms.includes(p.name) && p.ppid === init.pid);
+    let cmdline = '';
+    try { cmdline = interp ? readFileSync(`/proc/${interp.pid}/cmdline`, 'latin1') : ''; } catch { /* gone */ }
+    const ok = ps.length === 3 && interp && ps.every((p) => 'SR'.includes(p.state)) && /kernel/.test(cmdline) &&
+      (serverPid === null || monitor.ppid === serverPid);
+    if (ok) kernels.push({ uid, pid: interp.pid, lang: Object.keys(KERNEL_COMM).find((l) => KERNEL_COMM[l] === interp.name) });
+    else others.push(...ps.map((p) => `${p.pid}(${p.uid} ${p.name} ${p.state})`));
+  }
+  return { kernels, others };
+}
+
+/** CPU time (ticks) of a process, or null once it is gone. */
+function cpuTicks(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14, 15)
+  } catch { return null; }
+}
+
+/** Wait until server A's pool holds a started, idle kernel of `lang` and nothing else of
+ * it is around: exactly one kernel process set of the language (the pooled one, no session
+ * holds one), no other sandbox process (a released session's dying kernel), and the pooled
+ * interpreter's CPU time has stopped growing (≤ 1 tick in 300 ms: it has said `ready` and
+ * waits on its request pipe), and at least `minMs` since the call. Returns the pid. */
+async function waitPoolReady(server, lang, { minMs = 1000, timeoutMs = 30000 } = {}) {
+  const t0 = Date.now();
+  let pid = null, ticks = null, stableSince = 0;
+  for (;;) {
+    if (Date.now() - t0 > timeoutMs) {
+      const { kernels, others } = kernelProcesses(server.uidBase, { serverPid: server.pid });
+      throw new Error(`pool of ${lang} not ready after ${timeoutMs} ms: kernels ` +
+        `${JSON.stringify(kernels)}, others ${others.join(' ')}`);
+    }
+    const { kernels, others } = kernelProcesses(server.uidBase, { serverPid: server.pid });
+    const mine = kernels.filter((k) => k.lang === lang);
+    if (mine.length === 1 && others.length === 0) {
+      const now = cpuTicks(mine[0].pid);
+      if (mine[0].pid !== pid || now === null) {
+        pid = mine[0].pid; ticks = now; stableSince = Date.now();
+      } else if (now - ticks > 1) {
+        ticks = now; stableSince = Date.now();
+      } else if (Date.now() - stableSince >= 300 && Date.now() - t0 >= minMs) {
+        return pid;
+      }
+    } else {
+      pid = null;
+    }
+    await sleep(50);
+  }
+}
+
+/** Cold: per sample a new session and WebSocket; the pool is refilled in between. */
+async function cold(server, { lang, code }, samples) {
+  const total = [], runPart = [], create = [], open = [], adopted = [];
+  for (let i = 0; i < samples; i++) {
+    const pooledPid = await waitPoolReady(server, lang);
+    const t0 = performance.now();
+    const session = await createSession(server);
+    const t1 = performance.now();
+    const ws = await openWs(session);
+    const t2 = performance.now();
+    try {
+      const r = await timedRun(ws, code, lang);
+      checkRun(r, `${lang} cold sample ${i + 1}`);
+      total.push(r.firstAt - t0); // createSession request → first stdout frame
+      runPart.push(r.first); // run frame sent → first stdout frame
+      create.push(t1 - t0);
+      open.push(t2 - t1);
+      // The session's kernel should be the one that was pooled (adopted, not started).
+      const { kernels } = kernelProcesses(server.uidBase, { serverPid: server.pid });
+      adopted.push(kernels.some((k) => k.pid === pooledPid));
+    } finally {
+      await closeWs(ws);
+      await release(server, session);
+    }
+  }
+  return {
+    total: stats(total), run: stats(runPart), create: stats(create), open: stats(open),
+    adopted: adopted.filter(Boolean).length, samples,
+  };
+}
+
+// ---- the floor ------------------------------------------------------------------------------
+
+async function echoRoundTrips(url, trips) {
+  const ws = new WebSocket(url, { perMessageDeflate: false });
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  const payload = JSON.stringify({ invocationId: 'f'.repeat(32), data: { pad: 'y'.repeat(130) } });
+  const times = [];
+  try {
+    for (let i = 0; i < trips + 50; i++) { // 50 warm-up round trips
+      await sleep(GAP_MS);
+      const t0 = performance.now();
+      const got = await new Promise((resolve) => {
+        ws.once('message', (buf) => resolve(performance.now() - t0 + (buf.toString() === payload ? 0 : NaN)));
+        ws.send(payload);
+      });
+      if (Number.isNaN(got)) throw new Error('echo mismatch');
+      if (i >= 50) times.push(got);
+    }
+  } finally {
+    await closeWs(ws);
+  }
+  return { stats: stats(times), bytes: Buffer.byteLength(payload) };
+}
+
+const ECHO_CHILD = `
+import { WebSocketServer } from 'ws';
+const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+wss.on('connection', (ws) => ws.on('message', (d, isBinary) => ws.send(d, { binary: isBinary })));
+wss.on('listening', () => process.stdout.write('port ' + wss.address().port + '\\n'));
+`;
+
+async function floorOtherProcess(children) {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', ECHO_CHILD], {
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.add(child);
+  try {
+    const port = await new Promise((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d) => {
+        out += d;
+        const m = /port (\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      child.once('exit', (c) => reject(new Error(`echo server exited with ${c}`)));
+    });
+    return await echoRoundTrips(`ws://127.0.0.1:${port}/`, FLOOR_TRIPS);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      process.kill(child.pid, 'SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    children.delete(child);
+  }
+}
+
+async function floorSameProcess() {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+  await new Promise((r) => wss.once('listening', r));
+  wss.on('connection', (ws) => ws.on('message', (d, isBinary) => ws.send(d, { binary: isBinary })));
+  try {
+    return await echoRoundTrips(`ws://127.0.0.1:${wss.address().port}/`, FLOOR_TRIPS);
+  } finally {
+    for (const c of wss.clients) c.terminate();
+    await new Promise((r) => wss.close(r));
+  }
+}
+
+// ---- machine facts --------------------------------------------------------------------------
+
+function machine() {
+  const cpus = os.cpus();
+  let commit = '?', dirty = '';
+  try {
+    commit = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const st = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' });
+    if (st.trim()) dirty = ' (with uncommitted changes)';
+  } catch { /* not a checkout */ }
+  let governor = null;
+  try { governor = readFileSync('/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor', 'utf8').trim(); } catch { /* none */ }
+  return {
+    cores: cpus.length, model: cpus[0]?.model ?? '?',
+    memGiB: os.totalmem() / 2 ** 30, kernel: `${os.type()} ${os.release()}`, node: process.version,
+    load: os.loadavg().map((x) => x.toFixed(2)).join(' '), commit: commit + dirty, governor,
+  };
+}
+
+// ---- the report -----------------------------------------------------------------------------
+
+function report({ results, floor, floorSame, mach, started, poolAtStart, elapsedS }) {
+  const L = [];
+  L.push('# codepane-server: kernels vs one process per run (first-output latency)');
+  L.push('');
+  L.push(`Run ${started.toISOString()} by \`node bench/kernels.mjs --runs ${RUNS}\` ` +
+    `(${elapsedS.toFixed(0)} s), commit ${mach.commit}.`);
+  L.push('');
+  L.push('## Machine');
+  L.push('');
+  L.push(`- cores: ${mach.cores} (${mach.model})${mach.governor ? `, governor ${mach.governor}` : ''}`);
+  L.push(`- memory: ${mach.memGiB.toFixed(1)} GiB`);
+  L.push(`- kernel: ${mach.kernel}`);
+  L.push(`- node: ${mach.node}`);
+  L.push(`- load average (1, 5, 15 min) at the start: ${mach.load}; at the end: ${mach.loadEnd}` +
+    (Number(mach.load.split(' ')[0]) > mach.cores || Number(mach.loadEnd.split(' ')[0]) > mach.cores
+      ? ' (**busy machine: other work ran during the bench; the figures are noisier than they should be**)' : ''));
+  L.push('');
+  L.push('## First stdout frame, ms: median (min–max)');
+  L.push('');
+  L.push('Code: python `print(\'x\')`, javascript `console.log(\'x\')`, java `System.out.println("x");`, ' +
+    'r `cat(\'x\\n\')`.');
+  L.push('');
+  L.push('| language | warm kernel (A) | cold kernel via pool (A), createSession → first stdout | ' +
+    'cold: run frame → first stdout | one process per run (B) |');
+  L.push('|---|---|---|---|---|');
+  for (const r of results) {
+    L.push(`| ${r.lang} | ${cell(r.warmA?.first)} | ${cell(r.coldA?.total)} | ${cell(r.coldA?.run)} | ` +
+      `${cell(r.warmB?.first)} |`);
+  }
+  L.push('');
+  L.push(`Samples: warm ${RUNS} runs per language after one warm-up run (${GAP_MS} ms apart, ` +
+    'timed from `ws.send` of the run frame to the `message` event of the first stdout frame); ' +
+    `cold ${COLD_PY} (python) / ${COLD_OTHER} (others) new sessions, each timed from the ` +
+    'createSession request, after waiting for the pool to hold a ready kernel again.');
+  L.push('');
+  L.push('**Floor** (bare loopback WebSocket round trip, npm `ws`, ' +
+    `${floor.bytes}-byte text frame, ${floor.stats.n} round trips, ${GAP_MS} ms apart): ` +
+    `echo server in another Node process ${f(floor.stats.median, 3)} ms median ` +
+    `(${f(floor.stats.min, 3)}–${f(floor.stats.max, 3)}); in the same process ` +
+    `${f(floorSame.stats.median, 3)} ms (${f(floorSame.stats.min, 3)}–${f(floorSame.stats.max, 3)}).`);
+  L.push('');
+  const py = results.find((r) => r.lang === 'python');
+  L.push('## The goals (python)');
+  L.push('');
+  if (py?.warmA?.first) {
+    const diff = py.warmA.first.median - floor.stats.median;
+    L.push(`- Warm first output within 5 ms of the bare WS round trip: ${f(py.warmA.first.median)} ms ` +
+      `− ${f(floor.stats.median, 3)} ms = **${f(diff)} ms** over the floor → ` +
+      `**${diff <= 5 ? 'pass' : 'miss'}**.`);
+  } else {
+    L.push('- Warm first output within 5 ms of the bare WS round trip: not measured (failed).');
+  }
+  if (py?.coldA?.total) {
+    const c = py.coldA.total.median;
+    L.push(`- Cold first output under 150 ms with the pool: **${f(c)} ms** median ` +
+      `(max ${f(py.coldA.total.max)}) → **${c < 150 ? 'pass' : 'miss'}**` +
+      `${py.coldA.total.max >= 150 && c < 150 ? ' (the median; not every sample)' : ''}.`);
+  } else {
+    L.push('- Cold first output under 150 ms with the pool: not measured (failed).');
+  }
+  L.push('');
+  L.push('## Details');
+  L.push('');
+  L.push('| language | warm A: first stdout p90 | warm A: end frame median | warm A: warm-up run | warm A: 1st measured run | ' +
+    'cold A: createSession | cold A: WS open | cold A: adopted the pooled kernel | warm B: p90 | warm B: end frame median |');
+  L.push('|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of results) {
+    L.push(`| ${r.lang} | ${f(r.warmA?.first?.p90)} | ${f(r.warmA?.end?.median)} | ${f(r.warmA?.warmup)} | ${f(r.warmA?.second)} | ` +
+      `${f(r.coldA?.create?.median)} | ${f(r.coldA?.open?.median)} | ` +
+      `${r.coldA ? `${r.coldA.adopted}/${r.coldA.samples}` : '–'} | ${f(r.warmB?.first?.p90)} | ${f(r.warmB?.end?.median)} |`);
+  }
+  if (poolAtStart < LANGS.length) {
+    L.push('');
+    L.push(`Note: 1.5 s after server A started, its pool held ${poolAtStart} of ${LANGS.length} kernels; ` +
+      'it was filled only after a request reached the runner (the bench creates and releases an empty ' +
+      'session to wake it before measuring).');
+  }
+  const failed = results.flatMap((r) => r.errors.map((e) => `- ${r.lang}: ${e}`));
+  if (failed.length) {
+    L.push('');
+    L.push('## Failures');
+    L.push('');
+    L.push(...failed);
+  }
+  L.push('');
+  L.push('Servers: A `' + ARGS_A.join(' ') + '` (uid base ' + UID_A + '), B `' + ARGS_B.join(' ') +
+    '` (uid base ' + UID_B + '), both on 127.0.0.1. All figures in milliseconds.');
+  L.push('');
+  return L.join('\n');
+}
+
+// ---- main -----------------------------------------------------------------------------------
+
+const servers = [];
+const children = new Set();
+let cleaning = null;
+async function cleanup() {
+  cleaning ??= (async () => {
+    for (const c of children) { try { process.kill(c.pid, 'SIGTERM'); } catch { /* gone */ } }
+    await Promise.all(servers.map((s) => s.stop().catch(() => {})));
+  })();
+  return cleaning;
+}
+for (const ev of ['uncaughtException', 'unhandledRejection']) {
+  process.once(ev, (e) => { console.error(ev, e); cleanup().finally(() => process.exit(1)); });
+}
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => { log(`${sig}: stopping the servers`); cleanup().finally(() => process.exit(130)); });
+}
+
+async function main() {
+  const started = new Date();
+  const t0 = performance.now();
+  const mach = machine();
+  log(`starting server A (uid base ${UID_A}) and B (uid base ${UID_B})`);
+  servers.push(await startServer({ args: ARGS_A, uidBase: UID_A }));
+  servers.push(await startServer({ args: ARGS_B, uidBase: UID_B }));
+  const [A, B] = servers;
+  log(`A pid ${A.pid} at ${A.base}, B pid ${B.pid} at ${B.base}`);
+
+  // The pool: the server starts it at start-up; wait until every language's is ready.
+  for (const L of LANGS) await waitPoolReady(A, L.lang, { minMs: 0 });
+  log('pool ready: ' + kernelProcesses(A.uidBase, { serverPid: A.pid }).kernels.map((k) => `${k.lang} ${k.pid}`).join(', '));
+
+  // The floor first, while nothing else runs.
+  log('floor: WebSocket echo round trips');
+  const floor = await floorOtherProcess(children);
+  const floorSame = await floorSameProcess();
+
+  const results = [];
+  for (const L of LANGS) {
+    const r = { lang: L.lang, errors: [] };
+    results.push(r);
+    try {
+      log(`${L.lang}: warm on A (waiting for the pool)`);
+      await waitPoolReady(A, L.lang);
+      r.warmA = await warm(A, L, { beforeRuns: () => waitPoolReady(A, L.lang, { minMs: 300 }).catch(() => {}) });
+    } catch (e) { r.errors.push(`warm A: ${e.message}`); log(e.message); }
+    try {
+      log(`${L.lang}: cold on A`);
+      r.coldA = await cold(A, L, L.lang === 'python' ? COLD_PY : COLD_OTHER);
+    } catch (e) { r.errors.push(`cold A: ${e.message}`); log(e.message); }
+    try {
+      log(`${L.lang}: warm on B (one process per run)`);
+      r.warmB = await warm(B, L);
+    } catch (e) { r.errors.push(`warm B: ${e.message}`); log(e.message); }
+  }
+
+  mach.loadEnd = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  const md = report({ results, floor, floorSame, mach, started, poolAtStart, elapsedS: (performance.now() - t0) / 1000 });
+  mkdirSync(OUT_DIR, { recursive: true });
+  writeFileSync(OUT_FILE, md);
+  process.stdout.write(md);
+  log(`written to ${OUT_FILE}`);
+  return results.some((r) => r.errors.length) ? 1 : 0;
+}
+
+let code = 1;
+try {
+  code = await main();
+} catch (e) {
+  console.error(e);
+} finally {
+  await cleanup();
+}
+process.exit(code);
