@@ -382,7 +382,7 @@ function machine() {
 
 // ---- the report -----------------------------------------------------------------------------
 
-function report({ results, floor, floorSame, mach, started, poolAtStart, elapsedS }) {
+function report({ results, floor, floorSame, mach, started, elapsedS }) {
   const L = [];
   L.push('# codepane-server: kernels vs one process per run (first-output latency)');
   L.push('');
@@ -452,12 +452,6 @@ function report({ results, floor, floorSame, mach, started, poolAtStart, elapsed
     L.push(`| ${r.lang} | ${f(r.warmA?.first?.p90)} | ${f(r.warmA?.end?.median)} | ${f(r.warmA?.warmup)} | ${f(r.warmA?.second)} | ` +
       `${f(r.coldA?.create?.median)} | ${f(r.coldA?.open?.median)} | ` +
       `${r.coldA ? `${r.coldA.adopted}/${r.coldA.samples}` : '–'} | ${f(r.warmB?.first?.p90)} | ${f(r.warmB?.end?.median)} |`);
-  }
-  if (poolAtStart < LANGS.length) {
-    L.push('');
-    L.push(`Note: 1.5 s after server A started, its pool held ${poolAtStart} of ${LANGS.length} kernels; ` +
-      'it was filled only after a request reached the runner (the bench creates and releases an empty ' +
-      'session to wake it before measuring).');
   }
   const failed = results.flatMap((r) => r.errors.map((e) => `- ${r.lang}: ${e}`));
   if (failed.length) {
@@ -531,7 +525,7 @@ async function main() {
   }
 
   mach.loadEnd = os.loadavg().map((x) => x.toFixed(2)).join(' ');
-  const md = report({ results, floor, floorSame, mach, started, poolAtStart, elapsedS: (performance.now() - t0) / 1000 });
+  const md = report({ results, floor, floorSame, mach, started, elapsedS: (performance.now() - t0) / 1000 });
   mkdirSync(OUT_DIR, { recursive: true });
   writeFileSync(OUT_FILE, md);
   process.stdout.write(md);
