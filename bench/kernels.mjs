@@ -26,12 +26,12 @@
 // default 10), --cold-other N (cold samples of the other languages, default 5),
 // --gap MS (pause between samples of the warm and floor loops, default 10).
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import WebSocket, { WebSocketServer } from 'ws';
 import {
-  ROOT, createSession, invocationId, openWs, post, startServer,
+  ROOT, createSession, invocationId, kernelProcesses, openWs, post, startServer,
 } from '../tests/server/harness.mjs';
 
 // ---- options ------------------------------------------------------------------------------
@@ -181,46 +181,6 @@ async function warm(server, { lang, code }, { beforeRuns } = {}) {
   }
 }
 
-/** The interpreter a kernel of each language runs as (its /proc comm). */
-const KERNEL_COMM = { python: 'python3', javascript: 'node', java: 'java', r: 'R' };
-
-/** A server's slot-uid processes, sorted into live kernels and the rest. A kernel is one
- * slot uid's whole process set: bwrap's monitor (a child of the server), the namespace's
- * init (a child of the monitor) and the interpreter (a child of the init) running a file
- * from the kernels directory, none a zombie or stopped. Anything else (a dying kernel, a
- * one-off run) is in `others`. */
-function kernelProcesses(base, { slots = SLOTS, serverPid = null } = {}) {
-  const byUid = new Map();
-  for (const pid of readdirSync('/proc')) {
-    if (!/^[0-9]+$/.test(pid)) continue;
-    let status;
-    try { status = readFileSync(`/proc/${pid}/status`, 'utf8'); } catch { continue; } // gone
-    const [, real, eff] = /^Uid:\s+(\d+)\s+(\d+)/m.exec(status) ?? [];
-    const uid = [Number(real), Number(eff)].find((u) => u >= base && u < base + slots);
-    if (uid === undefined) continue;
-    const p = {
-      pid: Number(pid), uid, name: /^Name:\s+(.*)$/m.exec(status)?.[1], state: /^State:\s+(\S)/m.exec(status)?.[1],
-      ppid: Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]),
-    };
-    if (!byUid.has(uid)) byUid.set(uid, []);
-    byUid.get(uid).push(p);
-  }
-  const comms = Object.values(KERNEL_COMM);
-  const kernels = [], others = [];
-  for (const [uid, ps] of byUid) {
-    const monitor = ps.find((p) => p.name === 'bwrap' && !ps.some((q) => q.pid === p.ppid));
-    const init = monitor && ps.find((p) => p.name === 'bwrap' && p.ppid === monitor.pid);
-    const interp = init && ps.find((p) => comms.includes(p.name) && p.ppid === init.pid);
-    let cmdline = '';
-    try { cmdline = interp ? readFileSync(`/proc/${interp.pid}/cmdline`, 'latin1') : ''; } catch { /* gone */ }
-    const ok = ps.length === 3 && interp && ps.every((p) => 'SR'.includes(p.state)) && /kernel/.test(cmdline) &&
-      (serverPid === null || monitor.ppid === serverPid);
-    if (ok) kernels.push({ uid, pid: interp.pid, lang: Object.keys(KERNEL_COMM).find((l) => KERNEL_COMM[l] === interp.name) });
-    else others.push(...ps.map((p) => `${p.pid}(${p.uid} ${p.name} ${p.state})`));
-  }
-  return { kernels, others };
-}
-
 /** CPU time (ticks) of a process, or null once it is gone. */
 function cpuTicks(pid) {
   try {
@@ -240,11 +200,11 @@ async function waitPoolReady(server, lang, { minMs = 1000, timeoutMs = 30000 } =
   let pid = null, ticks = null, stableSince = 0;
   for (;;) {
     if (Date.now() - t0 > timeoutMs) {
-      const { kernels, others } = kernelProcesses(server.uidBase, { serverPid: server.pid });
+      const { kernels, others } = kernelProcesses(server.uidBase, { slots: SLOTS, serverPid: server.pid });
       throw new Error(`pool of ${lang} not ready after ${timeoutMs} ms: kernels ` +
         `${JSON.stringify(kernels)}, others ${others.join(' ')}`);
     }
-    const { kernels, others } = kernelProcesses(server.uidBase, { serverPid: server.pid });
+    const { kernels, others } = kernelProcesses(server.uidBase, { slots: SLOTS, serverPid: server.pid });
     const mine = kernels.filter((k) => k.lang === lang);
     if (mine.length === 1 && others.length === 0) {
       const now = cpuTicks(mine[0].pid);
@@ -280,7 +240,7 @@ async function cold(server, { lang, code }, samples) {
       create.push(t1 - t0);
       open.push(t2 - t1);
       // The session's kernel should be the one that was pooled (adopted, not started).
-      const { kernels } = kernelProcesses(server.uidBase, { serverPid: server.pid });
+      const { kernels } = kernelProcesses(server.uidBase, { slots: SLOTS, serverPid: server.pid });
       adopted.push(kernels.some((k) => k.pid === pooledPid));
     } finally {
       await closeWs(ws);
@@ -498,7 +458,7 @@ async function main() {
 
   // The pool: the server starts it at start-up; wait until every language's is ready.
   for (const L of LANGS) await waitPoolReady(A, L.lang, { minMs: 0 });
-  log('pool ready: ' + kernelProcesses(A.uidBase, { serverPid: A.pid }).kernels.map((k) => `${k.lang} ${k.pid}`).join(', '));
+  log('pool ready: ' + kernelProcesses(A.uidBase, { slots: SLOTS, serverPid: A.pid }).kernels.map((k) => `${k.lang} ${k.pid}`).join(', '));
 
   // The floor first, while nothing else runs.
   log('floor: WebSocket echo round trips');

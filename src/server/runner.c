@@ -86,6 +86,12 @@
 /* After a cell's `done`, how long to wait for its sync markers on fd 1/2 (a cell that
  * closed its own stdout never writes one). */
 #define CP_KERNEL_SYNC_WAIT_S 0.5
+/* Sessions whose kernel was stopped while idle (reaped or evicted) are remembered, so that
+ * their next run of that language says the state is gone; at most this many. */
+#define CP_KERNEL_LOST_MAX 256
+static const char MSG_KERNEL_LOST[] =
+    "[codepane: this session's %s kernel was stopped while idle (%s); this run starts a new "
+    "one, so earlier variables, definitions and imports are gone]\n";
 /* The sync marker a kernel writes to fd 1 and fd 2 before `done`: RS, the text, the id. */
 #define CP_KERNEL_SYNC                                                                             \
     "\x1e"                                                                                         \
@@ -191,7 +197,8 @@ struct kernel {
     double started, last_used;
     bool killed;
     double kill_retry_at;
-    int end_cancel; /* CANCEL_KILLED when the session is gone: its queue ends too */
+    int end_cancel;       /* CANCEL_KILLED when the session is gone: its queue ends too */
+    const char *idle_why; /* stopped while idle ("idle for too long", "its slot was needed") */
 };
 
 struct cp_runner {
@@ -217,6 +224,12 @@ struct cp_runner {
      * before it was ready (their pool is not refilled: it would only die again). */
     kernel *kernels;
     bool pool_broken[CP_LANG_R + 1];
+    struct {
+        char session[CP_RUNNER_SESSION_MAX];
+        cp_lang lang;
+        const char *why;
+    } lost[CP_KERNEL_LOST_MAX]; /* a ring */
+    size_t nlost;
 
     /* Supervisor-only scratch buffers. */
     char *rbuf; /* one read: chunk_max bytes */
@@ -842,7 +855,7 @@ static void kernel_send(cp_runner *r, kernel *k, const char *line, size_t len)
     size_t have = k->reqlen - k->reqoff;
     char *b = malloc(have + len);
     if (!b) return; /* the cell's deadline still ends it */
-    memcpy(b, k->req + k->reqoff, have);
+    if (have) memcpy(b, k->req + k->reqoff, have);
     memcpy(b + have, line, len);
     free(k->req);
     k->req = b;
@@ -900,6 +913,8 @@ static void kernel_interrupt(cp_runner *r, kernel *k, run *u)
     u->grace_at = now_s() + r->cfg.interrupt_grace_s;
     kernel_request(r, k, "interrupt", u);
     (void)cp_sandbox_read_status(&k->proc);
+    /* A stopped kernel (the cell sent itself SIGSTOP) cannot act on SIGINT. */
+    cp_sandbox_signal_main(&k->proc, SIGCONT);
     cp_sandbox_signal_main(&k->proc, SIGINT);
 }
 
@@ -932,8 +947,24 @@ static void kernel_next(cp_runner *r, kernel *k)
         u->in_kernel = true;
         pthread_mutex_unlock(&r->mu);
         k->cur = u;
+        /* A leading byte order mark: Python and R read a file with one as their one-process
+         * runners do (utf-8-sig), but a kernel gets the cell as a string. */
+        if ((u->lang == CP_LANG_PYTHON || u->lang == CP_LANG_R) &&
+            strncmp(u->code, "\xEF\xBB\xBF", 3) == 0)
+            memmove(u->code, u->code + 3, strlen(u->code + 3) + 1);
         cp_utf8_init(&u->out.utf8);
         cp_utf8_init(&u->err.utf8);
+        size_t kept = r->nlost < CP_KERNEL_LOST_MAX ? r->nlost : CP_KERNEL_LOST_MAX;
+        for (size_t i = 0; i < kept; i++) {
+            if (r->lost[i].session[0] && r->lost[i].lang == u->lang &&
+                strcmp(r->lost[i].session, u->session) == 0) {
+                char msg[CP_RUNNER_TEXT_MAX];
+                int n = snprintf(msg, sizeof msg, MSG_KERNEL_LOST, cp_lang_name(u->lang),
+                                 r->lost[i].why);
+                emit_text(r, u, true, msg, (size_t)n);
+                r->lost[i].session[0] = '\0';
+            }
+        }
         u->t_spawn = now_s();
         u->deadline = u->t_spawn + u->timeout_s;
         kernel_request(r, k, "exec", u);
@@ -1140,8 +1171,14 @@ static void kernel_line(cp_runner *r, void *ctx, const char *line, size_t len)
         const char *name = cp_json_get_string(ev, "name");
         char *text = NULL;
         size_t n = 0;
-        if (cp_json_bytes(cJSON_GetObjectItemCaseSensitive(ev, "text"), &text, &n) == 1 && n)
-            deliver(r, u, name && strcmp(name, "stderr") == 0, text, n);
+        if (cp_json_bytes(cJSON_GetObjectItemCaseSensitive(ev, "text"), &text, &n) == 1) {
+            /* deliver() cleans into a buffer sized for one read: hand it read-sized pieces. */
+            bool is_err = name && strcmp(name, "stderr") == 0;
+            for (size_t at = 0; at < n && !u->limit_hit; at += r->cfg.chunk_max) {
+                size_t piece = n - at < r->cfg.chunk_max ? n - at : r->cfg.chunk_max;
+                deliver(r, u, is_err, text + at, piece);
+            }
+        }
         free(text);
     } else if (strcmp(type, "display") == 0) {
         flush_all_pending(r, u);
@@ -1246,6 +1283,12 @@ static void kernel_finish(cp_runner *r, kernel *k)
     pthread_mutex_lock(&r->mu);
     if (r->kslots[k->slot] == k) r->kslots[k->slot] = NULL;
     pthread_mutex_unlock(&r->mu);
+    if (k->idle_why && k->session[0] && k->end_cancel == CANCEL_NONE) {
+        size_t at = r->nlost++ % CP_KERNEL_LOST_MAX;
+        snprintf(r->lost[at].session, sizeof r->lost[at].session, "%s", k->session);
+        r->lost[at].lang = k->lang;
+        r->lost[at].why = k->idle_why;
+    }
 
     /* Its queue ends with it (a session that is gone, or a kernel that died before it was
      * ready: another would most likely do the same), or goes back to the front of kwait,
@@ -1382,6 +1425,7 @@ static bool evict(cp_runner *r, const char *session)
 {
     kernel *k = evictable(r, session);
     if (!k) return false;
+    k->idle_why = "its slot was needed for another run";
     kernel_kill(r, k);
     kernel_finish(r, k);
     return true;
@@ -1524,6 +1568,7 @@ static void kernel_deadlines(cp_runner *r)
             kernel_kill(r, k);
         } else if (!u && !k->q_head && k->session[0] && r->cfg.kernel_idle_s > 0 &&
                    now >= k->last_used + r->cfg.kernel_idle_s) {
+            k->idle_why = "idle for longer than the server keeps kernels";
             kernel_kill(r, k);
         }
     }

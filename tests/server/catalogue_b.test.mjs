@@ -8,14 +8,21 @@
 // sandbox's network isolation is shown without trying to reach anything outside: it sees
 // only `lo` and no route (B4), its name lookups fail at once (B7, guarded so that a broken
 // sandbox never sends a query), and its connects to the host's loopback services fail (B5).
+//
+// Under CP_TEST_KERNELS (harness.mjs) the runs of those languages go to the session's
+// persistent kernel, and the unit of isolation is the session: what a cell starts or
+// writes lives on into the session's next cell (as in Jupyter) and must be gone once the
+// session is released; another session never sees any of it, while both kernels live or
+// afterwards. The tests that leave such state say so and end the session (P1 at session
+// scope); the other sessions a test opens are released at its end.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 
 import {
-  createSession, expectNoSandboxProcesses, openWs, sandboxProcesses, streamRun, useCatalogueServer,
+  inKernel, kernelProcesses, runText, sandboxProcesses, streamRun, useCatalogueServer,
 } from './harness.mjs';
 
 /** Every test gets a deadline, so a server that never answers fails instead of hanging. */
@@ -29,13 +36,9 @@ const ctx = useCatalogueServer({
   apiKey: (canaries) => canaries.argSecret,
 });
 
-/** A second session with its own socket (for the two-session cases). */
-async function otherSession() {
-  const s = await createSession(ctx.server, { apiKey: ctx.apiKey });
-  const ws = await openWs(s);
-  ctx.canaries.watch(ws);
-  return { s, ws };
-}
+/** A second session with its own socket (for the two-session cases), tapped for canaries;
+ * released with ctx.release(other) at the test's end (its kernels go with it). */
+const otherSession = () => ctx.otherSession();
 
 /** Resolves once `run` has produced a stdout chunk containing `text`. */
 function outputSeen(run, text) {
@@ -47,6 +50,19 @@ function outputSeen(run, text) {
       }
     }, 10);
   });
+}
+
+/** The end of an executionError whose kernel had to be replaced (runner.c). */
+const LOST = '; the kernel was restarted and its state (variables, definitions, imports) was lost';
+
+/** A kernel killed by what its cell did (a signal) fails the cell saying its state was
+ * lost, and the session's next run gets a new kernel (nothing to check without kernels). */
+async function killedKernelReplaced(r) {
+  if (!inKernel('python')) return;
+  assert.ok(r.end.executionError.endsWith(LOST), r.end.executionError);
+  const next = await ctx.run("print('next')");
+  assert.equal(next.out, 'next\n');
+  assert.equal(next.end.executionCount, 1, 'a new kernel counts from 1');
 }
 
 /** Python helpers the probes share: errno names for failures, ctypes syscalls with every
@@ -101,7 +117,9 @@ describe('B1–B3 file system', () => {
     const lines = r.out.split('\n');
     assert.equal(lines[0], '[]', 'none of the host paths exists in the sandbox');
     assert.equal(lines[1], 'ENOENT');
-    assert.equal(lines[2], "['bin', 'dev', 'etc', 'lib', 'lib64', 'opt', 'proc', 'sbin', 'tmp', 'usr', 'w']");
+    // A kernel's sandbox has no /w: it gets no code file (cells arrive on its request pipe).
+    const w = inKernel('python') ? '' : ", 'w'";
+    assert.equal(lines[2], `['bin', 'dev', 'etc', 'lib', 'lib64', 'opt', 'proc', 'sbin', 'tmp', 'usr'${w}]`);
     // Only the pieces of /etc the spec allows (§3.2): loader cache, alternatives, time
     // zone, the synthetic passwd/group, and Python's matplotlibrc/fonts when present.
     const etc = JSON.parse(lines[3].replace(/'/g, '"'));
@@ -163,11 +181,15 @@ describe('B1–B3 file system', () => {
     const r = await ctx.run(code, 'python');
     const lines = r.out.trim().split('\n');
     const results = Object.fromEntries(lines.slice(0, -1).map((l) => l.split(' ')));
-    assert.ok(Object.keys(results).includes('/opt/codepane/runners/python.py'), r.out);
+    const kernel = inKernel('python');
+    const program = kernel ? '/opt/codepane/kernel/python_kernel.py' : '/opt/codepane/runners/python.py';
+    assert.ok(Object.keys(results).includes(program), r.out);
     for (const [path, result] of Object.entries(results)) {
       // EROFS where the mount refuses first; EACCES where the file's owner (root outside
-      // the user namespace) does — both leave the file untouched.
-      assert.ok(['EROFS', 'EACCES'].includes(result), `${path}: ${result}`);
+      // the user namespace) does — both leave the file untouched. A kernel's sandbox has
+      // no /w at all (ENOENT): there is nothing to write into.
+      const allowed = kernel && path.startsWith('/w/') ? ['ENOENT'] : ['EROFS', 'EACCES'];
+      assert.ok(allowed.includes(result), `${path}: ${result}`);
     }
     // The working directory is /tmp, the one writable place (spec §3.2 --chdir /tmp).
     assert.equal(lines.at(-1), 'cwd /tmp ok');
@@ -307,7 +329,16 @@ describe('B9–B11 process lifetime', () => {
     assert.equal(r.end.status, 'finished');
     assert.equal(r.end.reason, 'exit');
     assert.ok(r.ms < 3000, `${r.ms.toFixed(0)} ms`);
-    await expectNoSandboxProcesses(1000, UID_BASE);
+    if (!inKernel('python')) {
+      await ctx.p1(1000);
+      return;
+    }
+    // In a kernel the cell ends, and what it started in the background belongs to the
+    // session, which lives on (as in Jupyter): the sleeps are there after the cell, and
+    // everything the session started dies within 1 s of its release.
+    const left = kernelProcesses(UID_BASE).others;
+    assert.ok(left.filter((p) => p.includes(' sleep ')).length >= 2, `the background sleeps outlive the cell: ${left}`);
+    await ctx.renewSession({ ms: 1000 });
   });
 
   test('B9 a java non-daemon thread still looping after main returns keeps the JVM up until the timeout, then dies', T, async () => {
@@ -320,9 +351,16 @@ describe('B9–B11 process lifetime', () => {
     ].join('\n');
     const r = await ctx.run(code, 'java', { timeoutS: 3 });
     assert.equal(r.out, 'main returns\n');
-    assert.equal(r.end.status, 'failed');
-    assert.equal(r.end.reason, 'timeout');
-    await expectNoSandboxProcesses(1000, UID_BASE);
+    if (!inKernel('java')) {
+      assert.equal(r.end.status, 'failed');
+      assert.equal(r.end.reason, 'timeout');
+      await ctx.p1(1000); // (the sessions' idle kernels of other languages may stay)
+      return;
+    }
+    // In a kernel (JShell) the cell ends when its code returns; the thread lives on in the
+    // session's JVM, and dies with the session (within 1 s of its release).
+    assert.equal(r.end.status, 'finished');
+    await ctx.renewSession({ ms: 1000 });
   });
 
   test('B10 a process that SIGSTOPs itself is still killed at the wall limit', T, async () => {
@@ -330,7 +368,15 @@ describe('B9–B11 process lifetime', () => {
     const r = await ctx.run(code, 'python', { timeoutS: 2 });
     assert.equal(r.out, 'stopping\n');
     assert.equal(r.end.reason, 'timeout');
-    assert.ok(r.end.executionTime >= 2 && r.end.executionTime <= 2.5);
+    if (!inKernel('python')) {
+      assert.ok(r.end.executionTime >= 2 && r.end.executionTime <= 2.5);
+      return;
+    }
+    // The server continues a stopped kernel (SIGCONT) before it interrupts it, so the cell
+    // ends at the wall limit like any other and the kernel keeps its state.
+    assert.ok(r.end.executionTime >= 2 && r.end.executionTime <= 2.5, `executionTime ${r.end.executionTime}`);
+    assert.equal(r.end.executionError, 'TimeoutError: the run exceeded its time limit of 2 s');
+    assert.equal((await ctx.run("print('next')")).out, 'next\n');
   });
 
   test('B10 a stopped child left behind by an exiting parent is killed', T, async () => {
@@ -345,7 +391,14 @@ describe('B9–B11 process lifetime', () => {
     const r = await ctx.run(code, 'python', { timeoutS: 5 });
     assert.equal(r.out, 'parent exits\n');
     assert.equal(r.end.reason, 'exit');
-    await expectNoSandboxProcesses(1000, UID_BASE);
+    if (!inKernel('python')) {
+      await ctx.p1(1000);
+      return;
+    }
+    // In a kernel the stopped child is the session's until it ends; then it is killed.
+    const left = kernelProcesses(UID_BASE).others;
+    assert.ok(left.some((p) => / python3 T\)$/.test(p)), `the stopped child outlives the cell: ${left}`);
+    await ctx.renewSession({ ms: 1000 });
   });
 
   test('B11 kill -9 1, killing every pid and kill(-1) only reach the sandbox; another session finishes normally', T, async () => {
@@ -356,8 +409,10 @@ describe('B9–B11 process lifetime', () => {
         'import os, signal',
         'os.kill(1, signal.SIGKILL)',
         "print('alive after kill 1', flush=True)",
+        // (Not its own threads either: a tid names its whole process to kill().)
+        "own = {int(t) for t in os.listdir('/proc/self/task')}",
         'for pid in range(2, 32769):',
-        '    if pid != os.getpid():',
+        '    if pid not in own:',
         '        try:',
         '            os.kill(pid, signal.SIGKILL)',
         '        except OSError:',
@@ -378,7 +433,7 @@ describe('B9–B11 process lifetime', () => {
       assert.equal(b.end.status, 'finished');
       assert.equal(ctx.server.proc.exitCode, null, 'the server is alive');
     } finally {
-      other.ws.close();
+      await ctx.release(other);
     }
   });
 });
@@ -460,6 +515,10 @@ describe('B12–B14 kernel interfaces', () => {
 
 describe('B15–B16 between sessions', () => {
   test('B15 session B finds nothing session A left in /tmp, /dev/shm, SysV shm, a POSIX queue or /proc', T, async () => {
+    const kernel = inKernel('python');
+    // With kernels B's sandbox is its session's: a new session, so that B's own /tmp is
+    // just what a fresh kernel keeps there.
+    if (kernel) await ctx.renewSession();
     const other = await otherSession();
     try {
       const writer = streamRun(other.ws, [
@@ -470,7 +529,7 @@ describe('B15–B16 between sessions', () => {
         'shm = libc.shmget(0x43500001, 4096, 0o1666)',
         "rt = ctypes.CDLL('librt.so.1', use_errno=True)",
         "mq = rt.mq_open(b'/cpshared', 0o100 | 2, 0o666, None)",
-        "print('A ready', shm >= 0, flush=True)",
+        "print('A ready', shm >= 0, mq >= 0, flush=True)",
         'time.sleep(3)',
       ].join('\n'), 'python', { timeoutS: 10 });
       await outputSeen(writer, 'A ready');
@@ -489,19 +548,50 @@ describe('B15–B16 between sessions', () => {
         "print('proc', [s for s in seen if 'cpshared' in s])",
       ].join('\n');
       const r = await ctx.run(code);
-      assert.equal(r.out, "[] []\nshm ENOENT\nmq ENOENT\nproc []\n");
+      const nothing = `${kernel ? `${ctx.freshTmp} ${ctx.freshShm}` : '[] []'}\nshm ENOENT\nmq ENOENT\nproc []\n`;
+      assert.equal(r.out, nothing);
       assert.match(writer.frames.find((f) => f.data.eventType === 'stdout').data.chunk, /^A ready True/);
       await writer.done;
+      if (kernel) {
+        // Both kernels live on after their cells: B still finds nothing, while A's next
+        // cell finds all of it (a session's files, shm and queues persist, as in Jupyter).
+        assert.equal((await ctx.run(code)).out, nothing);
+        const own = await runText(other.ws, PY_PRELUDE + [
+          "print(open('/tmp/cpshared-a').read(), open('/dev/shm/cpshared-a').read())",
+          "print('shm', 'found' if libc.shmget(0x43500001, 0, 0) >= 0 else ename(ctypes.get_errno()))",
+          "rt = ctypes.CDLL('librt.so.1', use_errno=True)",
+          "print('mq', 'found' if rt.mq_open(b'/cpshared', 0) >= 0 else ename(ctypes.get_errno()))",
+        ].join('\n'));
+        // (RLIMIT_MSGQUEUE is 0 in the sandbox: A could create no queue.)
+        const mq = / True True/.test(writer.frames.find((f) => f.data.eventType === 'stdout').data.chunk) ? 'found' : 'ENOENT';
+        assert.equal(own.out, `TOKEN-A TOKEN-A\nshm found\nmq ${mq}\n`);
+        // A ends; a new session (its own new kernel) never sees what an old one left.
+        await ctx.release(other);
+        const next = await otherSession();
+        assert.equal((await runText(next.ws, code)).out, nothing);
+        await ctx.release(next);
+      }
     } finally {
-      other.ws.close();
+      if (ctx.sessions.includes(other)) await ctx.release(other);
     }
   });
 
   test('B15 a second run of the same session does not see the first run\'s files', T, async () => {
     const first = await ctx.run("open('/tmp/persist', 'w').write('x')\nopen('/dev/shm/persist', 'w').write('x')\nprint('written')");
     assert.equal(first.out, 'written\n');
-    const second = await ctx.run("import os\nprint(os.path.exists('/tmp/persist'), os.path.exists('/dev/shm/persist'))");
-    assert.equal(second.out, 'False False\n');
+    const probe = "import os\nprint(os.path.exists('/tmp/persist'), os.path.exists('/dev/shm/persist'))";
+    const second = await ctx.run(probe);
+    if (!inKernel('python')) {
+      assert.equal(second.out, 'False False\n');
+      return;
+    }
+    // In a kernel the session's next cell sees them (its files persist, as in Jupyter);
+    // another session never does, nor a new one once this one is over.
+    assert.equal(second.out, 'True True\n');
+    const other = await otherSession();
+    assert.equal((await runText(other.ws, probe)).out, 'False False\n');
+    await ctx.renewSession();
+    assert.equal((await ctx.run(probe)).out, 'False False\n');
   });
 
   test('B16 flock on a shared read-only inode: a residual covert channel, pinned as the server behaves', T, async () => {
@@ -532,7 +622,7 @@ describe('B15–B16 between sessions', () => {
       const h = await holder.done;
       assert.equal(h.stdout.join(''), 'locked\n');
     } finally {
-      other.ws.close();
+      await ctx.release(other);
     }
   });
 });
@@ -598,7 +688,38 @@ describe('B17–B19 what the sandbox can learn about the host', () => {
       "print([os.readlink(f'/proc/self/fd/{fd}').split(':')[0] for fd in ('0', '1', '2', '3')])",
     ].join('\n');
     const r = await ctx.run(code);
-    assert.equal(r.out, "['0', '1', '2', '3', '4']\n['/dev/null', 'pipe', 'pipe', 'pipe']\n");
+    if (!inKernel('python')) {
+      assert.equal(r.out, "['0', '1', '2', '3', '4']\n['/dev/null', 'pipe', 'pipe', 'pipe']\n");
+      return;
+    }
+    // A kernel holds fds 0-4 as its protocol says (kernels/README.md: /dev/null, its
+    // stdout and stderr, requests, events): pipes whose other ends the server holds. Any
+    // other fd is the kernel's own, made inside the sandbox: no socket, no host file, and
+    // nothing shared with the server. (A new session: fds earlier cells left open, such
+    // as B16's, are the session's own business.)
+    await ctx.renewSession();
+    const listing = await ctx.run([
+      'import json, os',
+      'links = {}',
+      "for fd in sorted(os.listdir('/proc/self/fd'), key=int):",
+      '    try:',
+      "        links[fd] = os.readlink(f'/proc/self/fd/{fd}')",
+      '    except OSError:',
+      '        pass',
+      'print(json.dumps(links))',
+    ].join('\n'));
+    const links = JSON.parse(listing.out);
+    const server = new Set(fdTargets(ctx.server.pid));
+    assert.equal(links['0'], '/dev/null');
+    for (const fd of ['1', '2', '3', '4']) {
+      assert.match(links[fd], /^pipe:\[\d+\]$/, `fd ${fd}`);
+      assert.ok(server.has(links[fd]), `fd ${fd} (${links[fd]}) is a pipe to the server`);
+    }
+    for (const [fd, link] of Object.entries(links).filter(([fd]) => Number(fd) > 4)) {
+      if (/^\/proc\/\d+\/fd$/.test(link)) continue; // the listing's own
+      assert.ok(/^(\/dev\/null|pipe:\[\d+\]|anon_inode:.*)$/.test(link), `fd ${fd}: ${link}`);
+      if (/\[\d+\]$/.test(link)) assert.ok(!server.has(link), `fd ${fd} (${link}) is shared with the server`);
+    }
   });
 
   test('B19 node and java hold no inherited socket and no host file outside /usr and /dev', T, async () => {
@@ -648,6 +769,7 @@ describe('B20–B23 privilege and syscall filter', () => {
     });
     const before = snapshot();
     const code = PY_PRELUDE + [
+      "before = set(os.listdir('/tmp'))  # a kernel's own files, or what the session's earlier cells left",
       `targets = ${JSON.stringify(watched)} + ['/proc/1/root/etc/passwd']`,
       "names = ['out', 'stdout', 'stderr', 'result', 'main.py', 'Main.java', 'Main.class', 'code', 'run.sh', 'output.txt', '.mpl', 'hsperfdata_sandbox']",
       "for d in ('/tmp', '/dev/shm'):",
@@ -656,7 +778,7 @@ describe('B20–B23 privilege and syscall filter', () => {
       '    for n in names:',
       "        os.symlink('/etc/passwd', f'{d}/{n}')",
       "print('hardlink', attempt(lambda: os.link('/etc/passwd', '/tmp/hard')))",
-      "print('planted', len(os.listdir('/tmp')), flush=True)",
+      "print('planted', len(set(os.listdir('/tmp')) - before), flush=True)",
     ].join('\n');
     const r = await ctx.run(code);
     assert.equal(r.out, `hardlink EXDEV\nplanted ${watched.length + 1 + 12}\n`);
@@ -666,6 +788,9 @@ describe('B20–B23 privilege and syscall filter', () => {
       const again = await ctx.run(c, lang, { timeoutS: 10 });
       assert.equal(again.end.status, 'finished', lang);
     }
+    // A kernel's sandbox (with the traps in it) is torn down when its session ends: the
+    // server must not touch them then either.
+    if (ctx.kernels) await ctx.renewSession();
     assert.deepEqual(snapshot(), before);
   });
 
@@ -721,6 +846,7 @@ describe('B20–B23 privilege and syscall filter', () => {
     assert.equal(r.out, 'before\n');
     assert.equal(r.end.status, 'failed');
     assert.match(r.end.executionError, /SIGSYS|signal 31|Bad system call/i);
+    await killedKernelReplaced(r);
   });
 
   test('B23 an x32-ABI syscall number kills the process too', T, async () => {
@@ -734,13 +860,24 @@ describe('B20–B23 privilege and syscall filter', () => {
     assert.equal(r.out, 'before\n');
     assert.equal(r.end.status, 'failed');
     assert.match(r.end.executionError, /SIGSYS|signal 31|Bad system call/i);
+    await killedKernelReplaced(r);
   });
 });
 
 test('P4: after the whole group the server\'s fds and RSS are back near the baseline', T, async () => {
+  if (ctx.kernels) await ctx.endSessions(); // with kernels: nothing is left once every session is over
   assert.deepEqual(sandboxProcesses(64, UID_BASE), []);
   await ctx.finalChecks();
 });
+
+/** What every fd of `pid` points at (socket:[n], pipe:[n], paths). */
+function fdTargets(pid) {
+  const out = [];
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try { out.push(readlinkSync(`/proc/${pid}/fd/${fd}`)); } catch { /* closed meanwhile */ }
+  }
+  return out;
+}
 
 function readdirNumeric(dir) {
   return readdirSync(dir).filter((p) => /^\d+$/.test(p)).map(Number);

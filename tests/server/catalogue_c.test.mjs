@@ -4,6 +4,11 @@
 // characters split across writes arrive whole, and the rest is delivered verbatim. C6
 // (UTF-8 from all four languages on stdout) and C7 (python print/sleep/print latency)
 // are in stream.test.mjs; here they are extended to stderr and to the other runtimes.
+//
+// Under CP_TEST_KERNELS (harness.mjs) the runs go to the session's persistent kernel,
+// with the server's default kernel pool (the session adopts a pre-started kernel), and a
+// cell's output must be its own: nothing a cell leaves half-written may surface in the
+// next one.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
@@ -12,7 +17,7 @@ import { callTool, streamRun, useCatalogueServer } from './harness.mjs';
 /** Every test gets a deadline, so a server that never answers fails instead of hanging. */
 const T = { timeout: 60_000 };
 
-const ctx = useCatalogueServer({ uidBase: 61400 });
+const ctx = useCatalogueServer({ uidBase: 61400, kernelPool: null });
 const REPL = '\uFFFD';
 
 let socketErrors = 0, socketCloses = 0;
@@ -79,6 +84,10 @@ describe('C1–C3 invalid and split UTF-8', () => {
   test('C3 an incomplete sequence at EOF becomes exactly one U+FFFD', T, async () => {
     const r = await ctx.run("import sys\nsys.stdout.buffer.write(b'ok\\xf0\\x9f')");
     assert.equal(r.out, `ok${REPL}`);
+    // The run's end is the end of its output: nothing of it reaches the next run (in a
+    // kernel, the session's next cell), whose bytes complete no sequence of the last one.
+    const next = await ctx.run("import sys\nsys.stdout.buffer.write(b'\\x98\\x80next')");
+    assert.equal(next.out, `${REPL}${REPL}next`);
   });
 });
 
@@ -151,6 +160,28 @@ describe('C7 output streams while the program runs', () => {
       const r = await run.done;
       const chunks = run.frames.filter((f) => f.data.eventType === 'stdout' || f.data.eventType === 'stderr');
       assert.equal(chunks.map((f) => f.data.chunk).join(''), 'first\nsecond\n');
+      const end = run.frames.find((f) => f.data.phase === 'end');
+      assert.ok(end.at - chunks[0].at >= 800, `first chunk ${(end.at - chunks[0].at).toFixed(0)} ms before the end`);
+      assert.equal(r.end.status, 'finished');
+    });
+  }
+});
+
+describe('C7 output streams while one long statement runs (a loop)', () => {
+  // The same inside a single statement: a runtime (or a kernel) that hands output on only
+  // when a top-level statement ends would hold the first line until the loop is over, and
+  // would lose it if the run were killed inside the loop.
+  for (const [language, code] of [
+    ['python', "import time\nfor w in ('first', 'second'):\n    print(w)\n    if w == 'first':\n        time.sleep(1)"],
+    ['javascript', "for (const w of ['first', 'second']) {\n  console.log(w);\n  if (w === 'first') { const t = Date.now(); while (Date.now() - t < 1000); }\n}"],
+    ['java', 'for (String w : new String[] {"first", "second"}) {\n  System.out.println(w);\n  if (w.equals("first")) Thread.sleep(1000);\n}'],
+    ['r', 'for (w in c("first", "second")) {\n  cat(w, "\\n", sep = "")\n  if (w == "first") Sys.sleep(1)\n}'],
+  ]) {
+    test(`${language}: a loop that prints, works 1 s, prints — the first line is not held back until the loop ends`, T, async () => {
+      const run = streamRun(ctx.ws, code, language, { timeoutS: 10 });
+      const r = await run.done;
+      const chunks = run.frames.filter((f) => f.data.eventType === 'stdout' || f.data.eventType === 'stderr');
+      assert.equal(chunks.map((f) => f.data.chunk).join(''), 'first\nsecond\n', JSON.stringify(r.end));
       const end = run.frames.find((f) => f.data.phase === 'end');
       assert.ok(end.at - chunks[0].at >= 800, `first chunk ${(end.at - chunks[0].at).toFixed(0)} ms before the end`);
       assert.equal(r.end.status, 'finished');

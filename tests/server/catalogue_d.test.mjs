@@ -17,7 +17,7 @@ import { after, describe, test } from 'node:test';
 import {
   closePayload, createSession, expectNoSandboxProcesses, health, invocationId, openWs, post, procStats, rawHttp, resetPeak,
   rawWs, runCgroups, cgroupParents, startServer, streamRun, useCatalogueServer, wsFrame,
-  CATALOGUE_ARGS,
+  CATALOGUE_ARGS, expectP1, inKernel, kernelArgs, releaseSession,
 } from './harness.mjs';
 
 /** Every test gets a deadline, so a server that never answers fails instead of hanging. */
@@ -327,8 +327,15 @@ describe('D5 bad handshakes are HTTP errors, never 101', () => {
 test('D6 slowloris: 100 dripping header sockets and a stalled frame do not delay a normal client; the server drops them at its deadline', T, async () => {
   // Its own server: the attack may tie up worker threads, which must not leak into the
   // other tests' timings.
+  // With kernels the normal client's session adopts a pooled kernel, as a first run on a
+  // kernel server does: s0's run before the attack has the pool filled.
   await withServer(UID_BASE + 128, ['--max-runs', '2', '--max-queue', '2'], async (srv) => {
     const s0 = await createSession(srv);
+    if (inKernel('python')) {
+      const w = await openWs(s0);
+      assert.equal((await streamRun(w, 'print(0)', 'python').done).end.status, 'finished');
+      w.close();
+    }
     const slow = [];
     const started = Date.now();
     for (let i = 0; i < 100; i++) {
@@ -376,7 +383,7 @@ test('D6 slowloris: 100 dripping header sockets and a stalled frame do not delay
       for (const s of slow) s.destroy();
       stalled?.destroy();
     }
-  });
+  }, { pool: 'python=1' });
 });
 
 describe('D7–D8 load and disconnects', () => {
@@ -395,6 +402,29 @@ describe('D7–D8 load and disconnects', () => {
     assert.ok(peak >= 1);
   });
 
+  test('D7 the same from eight sessions at once: at most 2 sandboxes (kernels included), 4 runs, 4 busy', T, async () => {
+    // With kernels the runs of one session are cells of one kernel, so the case above can
+    // no longer fill the slots: here each run is another session's, and kernels (which
+    // hold a slot while they live) must still fit in the 2 slots — idle ones make room.
+    const sessions = await Promise.all(Array.from({ length: 8 }, () => ctx.otherSession()));
+    try {
+      let peak = 0;
+      const sampler = setInterval(() => { peak = Math.max(peak, runCgroups(ctx.server).filter((c) => c.path.includes('/memory/')).length); }, 20);
+      const runs = sessions.map((o, i) => streamRun(o.ws, `import time\ntime.sleep(1)\nprint(${i})`, 'python', { timeoutS: 10 }));
+      const results = await Promise.all(runs.map((r) => r.done));
+      clearInterval(sampler);
+      const finished = results.filter((r) => r.end?.status === 'finished');
+      const busy = results.filter((r) => r.failure);
+      assert.equal(finished.length, 4, JSON.stringify(results.map((r) => r.end ?? r.failure)));
+      assert.equal(busy.length, 4);
+      for (const b of busy) assert.match(b.failure.error, /busy/i);
+      assert.ok(peak <= 2, `peak ${peak} run cgroups`);
+      assert.ok(peak >= 1);
+    } finally {
+      for (const o of sessions) await ctx.release(o);
+    }
+  });
+
   test('D7 connections past the per-IP cap are refused with 429; every one gets an answer', T, async () => {
     const conns = [];
     for (let i = 0; i < 40; i++) conns.push(await rawWs(ctx.server, wsPath(), { headers: auth(), localAddress: '127.0.0.4' }));
@@ -410,7 +440,11 @@ describe('D7–D8 load and disconnects', () => {
 
   test('D8 1000 abrupt TCP connects, 20 disconnects mid-run, 800 send-and-vanish clients: runs killed, nothing left (no zombie either)', T, async () => {
     // Its own server (2 slots, queue of 2), so whatever the storm leaves behind is its own.
+    // With kernels every run is a cell of the one session's kernel: a vanished client's
+    // cell is interrupted (or dropped from the queue), the kernel stays until the session
+    // is released, and then nothing is left.
     const base = UID_BASE + 192;
+    const kernel = inKernel('python');
     await withServer(base, ['--max-runs', '2', '--max-queue', '2'], async (srv) => {
       const s = await createSession(srv);
       const session = (localAddress) => rawWs(srv, `/ws/${s.sessionId}`, { headers: { 'X-Access-Token': s.token }, localAddress });
@@ -430,7 +464,9 @@ describe('D7–D8 load and disconnects', () => {
         while (!c.frames.some((f) => f.text?.includes('started')) && Date.now() < until) await sleep(10);
         assert.ok(c.frames.some((f) => f.text?.includes('started')), 'the run started');
         c.destroy();
-        await expectNoSandboxProcesses(1000, base);
+        // (In a kernel: the next round's cell starting within 5 s shows that this one stopped.)
+        if (kernel) await expectP1(srv, { maxKernels: 1, ms: 1000 });
+        else await expectNoSandboxProcesses(1000, base);
       }
       // Bursts of 20 clients that each send a run and vanish at once: 800 in all (a
       // cancel racing the spawn of a sandbox is what this is after).
@@ -440,6 +476,15 @@ describe('D7–D8 load and disconnects', () => {
           c.send(wsFrame({ payload: Buffer.from(request(invocationId(), { code: 'import time\ntime.sleep(30)', timeoutS: 20 })) }));
           c.destroy();
         }));
+      }
+      if (kernel) {
+        // No cell of a vanished client is left running or queued: the session's next cell
+        // runs at once; then the session ends, and its kernel with it.
+        const ws = await openWs(s);
+        const after = await Promise.race([streamRun(ws, "print('after the storm')", 'python').done, sleep(5000).then(() => null)]);
+        ws.close();
+        assert.deepEqual(after?.stdout, ['after the storm\n'], 'the kernel is idle after the storm');
+        await releaseSession(srv, s);
       }
       await expectNoSandboxProcesses(2000, base);
       // The last burst's clients have only just vanished: the server may still be killing
@@ -520,13 +565,18 @@ describe('D9–D11 parameters and source text', () => {
       ['python\u0000', 'NUL characters (\\u0000) are not accepted in a frame'],
     ];
     // Each spawn takes the next run number (cgroup "run-<slot>-<n>"): the number of a run
-    // before and after the refusals proves that none of them spawned anything.
+    // before and after the refusals proves that none of them spawned anything. In a
+    // kernel both probes are cells of the session's kernel: the same sandbox (cgroup) and
+    // consecutive execution counts prove that nothing was spawned, and nothing reached the
+    // kernel either.
+    const kernel = inKernel('python');
     const runNumber = async () => {
       const run = streamRun(ctx.ws, 'import time\ntime.sleep(0.3)', 'python', { timeoutS: 5 });
       let names = [];
       const until = Date.now() + 3000;
       while (!names.length && Date.now() < until) { names = runCgroups(ctx.server).map((c) => c.name); await sleep(5); }
-      await run.done;
+      const r = await run.done;
+      if (kernel) return { cgroups: [...new Set(names)].sort().join(' '), count: r.end.executionCount };
       return Number(/^run-\d+-(\d+)$/.exec(names[0])[1]);
     };
     const first = await runNumber();
@@ -537,7 +587,11 @@ describe('D9–D11 parameters and source text', () => {
       assert.equal(r.last.phase, 'error', JSON.stringify(language));
       assert.equal(r.last.error, message);
     }
-    assert.equal(await runNumber(), first + 1, 'no run was spawned between the two probes');
+    if (kernel) {
+      assert.deepEqual(await runNumber(), { cgroups: first.cgroups, count: first.count + 1 }, 'no sandbox, no cell between the probes');
+    } else {
+      assert.equal(await runNumber(), first + 1, 'no run was spawned between the two probes');
+    }
   });
 
   // Run by hand, python3 and node skip a leading BOM, javac refuses it ("illegal
@@ -560,7 +614,10 @@ describe('D9–D11 parameters and source text', () => {
     const b = await ctx.run('\uFEFFSystem.out.println(1);', 'java', { timeoutS: 10 });
     assert.equal(b.errors.length, 1);
     assert.equal(b.errors[0].code, 'CompilationError');
-    assert.equal(b.errors[0].message, "Main.java:1: error: illegal character: '\\ufeff'");
+    // In a kernel the compiler is JShell's, on a snippet (no Main.java): the same error,
+    // as jshell gives it by hand.
+    if (inKernel('java')) assert.match(b.errors[0].message, /^illegal character: '\\ufeff'(\n|$)/);
+    else assert.equal(b.errors[0].message, "Main.java:1: error: illegal character: '\\ufeff'");
     assert.equal(b.end.status, 'failed');
     const c = await ctx.run('System.out.println(1);\r\nSystem.out.println(2);\r\n', 'java', { timeoutS: 10 });
     assert.equal(c.out, '1\n2\n');
@@ -801,7 +858,8 @@ describe('D16–D17 credentials and protocol misuse', () => {
 
 test('D18 kill -9 of the server mid-run: no sandbox survives; a restart sweeps stale run cgroups and serves again', T, async () => {
   const uidBase = UID_BASE + 64;
-  const first = await startServer({ uidBase, args: CATALOGUE_ARGS, env: ctx.canaries.env });
+  // (With kernels the run is a cell of the session's kernel: the same must hold.)
+  const first = await startServer({ uidBase, args: [...CATALOGUE_ARGS, ...kernelArgs()], env: ctx.canaries.env });
   let second;
   try {
     const s = await createSession(first);
@@ -822,7 +880,7 @@ test('D18 kill -9 of the server mid-run: no sandbox survives; a restart sweeps s
     first.proc.kill('SIGKILL');
     await new Promise((r) => first.proc.once('exit', r));
     await expectNoSandboxProcesses(2000, uidBase);
-    second = await startServer({ uidBase, port: first.port, args: CATALOGUE_ARGS, env: ctx.canaries.env });
+    second = await startServer({ uidBase, port: first.port, args: [...CATALOGUE_ARGS, ...kernelArgs()], env: ctx.canaries.env });
     assert.deepEqual(cgroupParents(second), parents);
     assert.deepEqual(runCgroups(second), [], 'the restart swept the stale run cgroups');
     const s2 = await createSession(second);
@@ -830,6 +888,7 @@ test('D18 kill -9 of the server mid-run: no sandbox survives; a restart sweeps s
     const r = await streamRun(ws2, 'print("after restart")', 'python').done;
     assert.equal(r.stdout.join(''), 'after restart\n');
     ws2.close();
+    if (inKernel('python')) await releaseSession(second, s2); // its kernel goes with it
     await expectNoSandboxProcesses(2000, uidBase);
   } finally {
     await first.stop();
@@ -851,9 +910,10 @@ function rawSocket(srv, localAddress) {
 }
 
 /** Run `fn` against a server of its own (catalogue limits plus `args`, slot uids from
- * `uidBase`), stopped by pid afterwards; its sandboxes must all be gone by then. */
-async function withServer(uidBase, args, fn) {
-  const srv = await startServer({ uidBase, args: [...CATALOGUE_ARGS, ...args], env: ctx.canaries.env });
+ * `uidBase`; under CP_TEST_KERNELS kernels with the pool `pool`), stopped by pid
+ * afterwards; its sandboxes must all be gone by then. */
+async function withServer(uidBase, args, fn, { pool = 'none' } = {}) {
+  const srv = await startServer({ uidBase, args: [...CATALOGUE_ARGS, ...kernelArgs(pool), ...args], env: ctx.canaries.env });
   try {
     await fn(srv);
   } finally {

@@ -16,6 +16,120 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const SERVER_BIN = `${ROOT}build/server/codepane-server`;
 export const UID_BASE = 61000; // distinct from the default so tests never meet a dev server
 
+// ---------------------------------------------------------------------------------------
+// Persistent kernels (src/server/kernels/README.md). CP_TEST_KERNELS=<--kernels value>
+// (python, all, a list) makes every catalogue server run those languages in kernels
+// (useCatalogueServer; a file's own servers add kernelArgs()); unset (or "none") keeps
+// one sandboxed process per run, as before. Other test files are not affected. With
+// kernels the unit of isolation is the session: a cell's background process or /tmp file
+// legitimately lives on into the session's next cell, so P1 is checked at two scopes —
+// between runs only kernels' own processes may exist, and once a session is released
+// nothing it started may be left (expectP1, kernelProcesses, useCatalogueServer).
+
+export const LANGS = ['python', 'javascript', 'java', 'r'];
+/** The interpreter a kernel of each language runs as (its /proc comm). */
+export const KERNEL_COMM = { python: 'python3', javascript: 'node', java: 'java', r: 'R' };
+
+/** A --kernels value as a list of languages ([] for none). */
+export function parseKernelLangs(value) {
+  if (value === null || value === undefined) return [];
+  const v = String(value).trim().toLowerCase();
+  if (!v || v === 'none') return [];
+  if (v === 'all') return [...LANGS];
+  return v.split(',').map((x) => x.trim()).filter((x) => LANGS.includes(x));
+}
+
+/** A --kernel-pool value ("python=1,r=2", "none") as the number of pooled kernels among
+ * the languages that run in kernels. */
+export function parsePool(value, langs) {
+  const v = String(value).trim().toLowerCase();
+  if (!v || v === 'none') return 0;
+  let n = 0;
+  for (const part of v.split(',')) {
+    const [lang, count] = part.split('=');
+    if (langs.includes(lang.trim())) n += Number(count) || 0;
+  }
+  return n;
+}
+
+/** The switch: the --kernels value every catalogue server gets, or null. */
+export const TEST_KERNELS = parseKernelLangs(process.env.CP_TEST_KERNELS).length ? process.env.CP_TEST_KERNELS.trim() : null;
+/** The languages that run in kernels under the switch ([] without it). */
+export const TEST_KERNEL_LANGS = parseKernelLangs(TEST_KERNELS);
+/** Whether runs of `lang` go to a kernel under the switch. */
+export const inKernel = (lang) => TEST_KERNEL_LANGS.includes(lang);
+
+/** The arguments the switch adds to a catalogue server: --kernels and its pool (default
+ * none, so that a released session leaves no process at all; a string is passed as is,
+ * null leaves the server's default pool). Nothing without the switch. */
+export function kernelArgs(pool = 'none') {
+  if (!TEST_KERNELS) return [];
+  // A slot per kernel a session may hold (and a spare), so that one session's kernels of
+  // different languages do not evict each other (a file's own --max-runs, later in argv,
+  // still wins).
+  return ['--kernels', TEST_KERNELS, '--max-runs', '6', ...(pool === null ? [] : ['--kernel-pool', pool])];
+}
+
+/** Release a session (POST /mcp/releaseSessionAsync); its kernels are stopped. */
+export async function releaseSession(server, session, { apiKey } = {}) {
+  const headers = apiKey ? { authorization: `Bearer ${apiKey}` } : {};
+  const r = await post(`${server.base}/mcp/releaseSessionAsync`, { sessionId: session.sessionId }, headers);
+  if (r.status !== 200) throw new Error(`releaseSessionAsync failed: ${r.status} ${r.text}`);
+  return r;
+}
+
+/** The slot-uid processes of a server, sorted into live kernels and the rest. A kernel is
+ * exactly one slot uid's whole process set: bwrap's monitor (a child of the server), the
+ * namespace's init (a child of the monitor) and the kernel's interpreter (a child of the
+ * init), none a zombie or stopped. Anything else (a background process a cell left, a
+ * one-off run, a dying kernel) is in `others`. */
+export function kernelProcesses(base = UID_BASE, { slots = 64, serverPid = null } = {}) {
+  const byUid = new Map();
+  for (const pid of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(pid)) continue;
+    let status;
+    try { status = readFileSync(`/proc/${pid}/status`, 'utf8'); } catch { continue; }
+    const [, real, eff] = /^Uid:\s+(\d+)\s+(\d+)/m.exec(status) ?? [];
+    const uid = [Number(real), Number(eff)].find((u) => u >= base && u < base + slots);
+    if (uid === undefined) continue;
+    const p = {
+      pid: Number(pid), uid, name: /^Name:\s+(.*)$/m.exec(status)?.[1], state: /^State:\s+(\S)/m.exec(status)?.[1],
+      ppid: Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]),
+    };
+    if (!byUid.has(uid)) byUid.set(uid, []);
+    byUid.get(uid).push(p);
+  }
+  const comms = Object.values(KERNEL_COMM);
+  const kernels = [], others = [];
+  for (const [uid, ps] of byUid) {
+    const monitor = ps.find((p) => p.name === 'bwrap' && !ps.some((q) => q.pid === p.ppid));
+    const init = monitor && ps.find((p) => p.name === 'bwrap' && p.ppid === monitor.pid);
+    const interp = init && ps.find((p) => comms.includes(p.name) && p.ppid === init.pid);
+    let cmdline = '';
+    try { cmdline = interp ? readFileSync(`/proc/${interp.pid}/cmdline`, 'latin1') : ''; } catch { /* gone */ }
+    const ok = ps.length === 3 && interp && ps.every((p) => 'SR'.includes(p.state)) &&
+      cmdline.includes('/opt/codepane/kernel/') && (serverPid === null || monitor.ppid === serverPid);
+    if (ok) kernels.push({ uid, pid: interp.pid, lang: Object.keys(KERNEL_COMM).find((l) => KERNEL_COMM[l] === interp.name) });
+    else others.push(...ps.map((p) => `${p.pid}(${p.uid} ${p.name} ${p.state})`));
+  }
+  return { kernels, others };
+}
+
+/** Wait (up to `ms`) until the only slot-uid processes are at most `max` idle kernels
+ * (P1 with kernels; max 0 is expectNoSandboxProcesses). */
+export async function expectOnlyKernels(base = UID_BASE, { max = Infinity, ms = 2000, serverPid = null } = {}) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const { kernels, others } = kernelProcesses(base, { serverPid });
+    if (others.length === 0 && kernels.length <= max) return kernels;
+    if (Date.now() > until) {
+      throw new Error(`sandbox processes left: ${others.join(' ') || '(none but kernels)'}; ` +
+        `${kernels.length} kernel(s) (at most ${max} expected): ${kernels.map((k) => `${k.pid}(${k.uid} ${k.lang})`).join(' ')}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function freePort() {
   const srv = net.createServer();
   srv.listen(0, '127.0.0.1');
@@ -52,8 +166,13 @@ export async function startServer({ args = [], env = {}, uidBase = UID_BASE, por
     process.stderr.write(`codepane-server (pid ${proc.pid}) died: code ${code}, signal ${signal}\n${err}\n`);
   });
   const base = `http://127.0.0.1:${port}`;
+  // What the server runs in kernels (--kernels) and keeps pooled (--kernel-pool), as its
+  // argv says: the post-conditions are scoped by them (checkPostconditions).
+  const opt = (name) => { const i = args.lastIndexOf(name); return i >= 0 ? String(args[i + 1]) : null; };
+  const kernels = parseKernelLangs(opt('--kernels'));
+  const pool = kernels.length ? parsePool(opt('--kernel-pool') ?? 'python=1', kernels) : 0;
   return {
-    port, base, proc, pid: proc.pid, uidBase,
+    port, base, proc, pid: proc.pid, uidBase, kernels, pool,
     output: () => ({ out, err }),
     async stop() {
       if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
@@ -364,16 +483,44 @@ export function watchHealth(server, everyMs = 100) {
   };
 }
 
+/** P1: no slot-uid process is left and every run cgroup is removed (or empty) within
+ * `ms`. With kernels (a server started with --kernels): only idle kernels, at most
+ * `maxKernels`, and only their run cgroups (with their three processes). */
+export async function expectP1(server, { ms: p1Ms = 2000, maxKernels = Infinity } = {}) {
+  if (server.kernels?.length) {
+    // P1 with kernels: only idle kernels (at most maxKernels) are left, and the only run
+    // cgroups are theirs, with their three processes. (A pooled kernel may be starting
+    // meanwhile: both are looked at together, until they agree or the time is up.)
+    const until = Date.now() + p1Ms;
+    for (;;) {
+      const { kernels, others } = kernelProcesses(server.uidBase, { serverPid: server.pid });
+      const slots = new Set(kernels.map((k) => k.uid - server.uidBase));
+      const cgroups = runCgroups(server).filter((c) => !(slots.has(Number(/^run-(\d+)-/.exec(c.name)?.[1])) && c.procs === 3));
+      if (others.length === 0 && kernels.length <= maxKernels && cgroups.length === 0) return;
+      if (Date.now() > until) {
+        if (others.length || kernels.length > maxKernels) {
+          throw new Error(`sandbox processes left: ${others.join(' ') || '(none but kernels)'}; ${kernels.length} kernel(s) ` +
+            `(at most ${maxKernels} expected): ${kernels.map((k) => `${k.pid}(${k.uid} ${k.lang})`).join(' ')}`);
+        }
+        throw new Error(`run cgroups left: ${cgroups.map((c) => `${c.path} (${c.procs} tasks)`).join(' ')}`);
+      }
+      await sleep(50);
+    }
+  } else {
+    await expectNoSandboxProcesses(p1Ms, server.uidBase);
+    // P1, cgroups: every run cgroup is removed (or at least empty) within the same time.
+    const until = Date.now() + p1Ms;
+    let left;
+    while ((left = runCgroups(server)).length && Date.now() < until) await sleep(50);
+    if (left.length) throw new Error(`run cgroups left: ${left.map((c) => `${c.path} (${c.procs} tasks)`).join(' ')}`);
+  }
+}
+
 /** The post-conditions after an attack: P1 (no slot-uid process, no run cgroup with
- * tasks), P2 (no host file owned by a slot uid), P3 (/health answers 200 fast) and P5 (no
- * canary surfaced). */
-export async function checkPostconditions(server, canaries, { p1Ms = 2000, healthMs = 200 } = {}) {
-  await expectNoSandboxProcesses(p1Ms, server.uidBase);
-  // P1, cgroups: every run cgroup is removed (or at least empty) within the same time.
-  const until = Date.now() + p1Ms;
-  let left;
-  while ((left = runCgroups(server)).length && Date.now() < until) await sleep(50);
-  if (left.length) throw new Error(`run cgroups left: ${left.map((c) => `${c.path} (${c.procs} tasks)`).join(' ')}`);
+ * tasks; with kernels: idle kernels only, see expectP1), P2 (no host file owned by a slot
+ * uid), P3 (/health answers 200 fast) and P5 (no canary surfaced). */
+export async function checkPostconditions(server, canaries, { p1Ms = 2000, healthMs = 200, maxKernels = Infinity } = {}) {
+  await expectP1(server, { ms: p1Ms, maxKernels });
   const stray = strayHostFiles(server.uidBase);
   if (stray.length) throw new Error(`host files owned by sandbox uids: ${stray.join(' ')}`);
   const h = await health(server);
@@ -548,31 +695,99 @@ export const CATALOGUE_ARGS = [
  * P5; at the end the server stopped (by pid) and the canaries removed. A file calls
  * `ctx.finalChecks()` from its last test for P4 and the thorough P2 sweep. `serverArgs` and
  * `apiKey` may be functions of the canaries (to plant a secret in the server's argv).
+ *
+ * Under CP_TEST_KERNELS the server also gets --kernels and --kernel-pool `kernelPool`
+ * (default none; null keeps the server's default pool). Then the warm-up runs in a
+ * session of its own that is released at once (checking that a released session leaves
+ * nothing), and records what a fresh kernel's /tmp and /dev/shm hold (ctx.freshTmp,
+ * ctx.freshShm: python lists as printed); the baseline is taken with no session kernel.
+ * After every test P1 allows idle kernels only (at most one per kernel language per live
+ * session of the file, plus the pool). In both modes: `ctx.otherSession()` opens another
+ * session of the file ({s, ws}); `ctx.release(entry)` releases one; `ctx.endSessions()`
+ * releases them all and checks P1 at session scope (nothing left but pooled kernels);
+ * `ctx.renewSession()` does that and opens a new, warmed-up ctx.session / ctx.ws;
+ * `ctx.p1(ms)` checks P1 as after a test (idle kernels of live sessions allowed). With
+ * kernels, finalChecks ends every session before P4.
  */
-export function useCatalogueServer({ uidBase, args = [], env = {}, apiKey, serverArgs } = {}) {
-  const ctx = { canaries: null, server: null, session: null, ws: null, baseline: null };
+export function useCatalogueServer({ uidBase, args = [], env = {}, apiKey, serverArgs, kernelPool = 'none' } = {}) {
+  const ctx = {
+    canaries: null, server: null, session: null, ws: null, baseline: null,
+    kernels: TEST_KERNEL_LANGS.length > 0, sessions: [], freshTmp: '[]', freshShm: '[]',
+  };
+  const open = async () => {
+    const s = await createSession(ctx.server, { apiKey: ctx.apiKey });
+    const ws = await openWs(s);
+    ctx.canaries.watch(ws);
+    const entry = { s, ws };
+    ctx.sessions.push(entry);
+    return entry;
+  };
+  const warmUp = async (ws) => {
+    const warm = await runText(ws, 'print(1)');
+    if (warm.out !== '1\n') throw new Error(`warm-up run failed: ${JSON.stringify(warm.end ?? warm.failure)}`);
+  };
   before(async () => {
     ctx.canaries = plantCanaries();
     const extra = typeof serverArgs === 'function' ? serverArgs(ctx.canaries) : [];
-    ctx.server = await startServer({ uidBase, args: [...CATALOGUE_ARGS, ...args, ...extra], env: { ...ctx.canaries.env, ...env } });
+    ctx.server = await startServer({
+      uidBase, args: [...CATALOGUE_ARGS, ...kernelArgs(kernelPool), ...args, ...extra], env: { ...ctx.canaries.env, ...env },
+    });
     ctx.apiKey = typeof apiKey === 'function' ? apiKey(ctx.canaries) : apiKey;
-    ctx.session = await createSession(ctx.server, { apiKey: ctx.apiKey });
-    ctx.ws = await openWs(ctx.session);
-    ctx.canaries.watch(ctx.ws);
-    const warm = await runText(ctx.ws, 'print(1)');
-    if (warm.out !== '1\n') throw new Error(`warm-up run failed: ${JSON.stringify(warm.end ?? warm.failure)}`);
+    if (ctx.kernels) {
+      const w = await open();
+      const warm = await runText(w.ws, "import os\nprint(1)\nprint(sorted(os.listdir('/tmp')))\nprint(sorted(os.listdir('/dev/shm')))");
+      const [one, tmp, shm] = warm.out.split('\n');
+      if (one !== '1') throw new Error(`warm-up run failed: ${JSON.stringify(warm.end ?? warm.failure)}`);
+      [ctx.freshTmp, ctx.freshShm] = [tmp, shm];
+      await ctx.endSessions();
+    }
+    const main = await open();
+    [ctx.session, ctx.ws] = [main.s, main.ws];
+    if (!ctx.kernels) await warmUp(ctx.ws);
+    // With a pool, the baseline holds the pooled kernels (as the end will): wait for them.
+    for (let t = 0; ctx.kernels && kernelProcesses(ctx.server.uidBase).kernels.length < ctx.server.pool && t < 10000; t += 50) await sleep(50);
     await sleep(200);
     ctx.baseline = procStats(ctx.server.pid);
   });
-  afterEach(async () => { if (ctx.server) await checkPostconditions(ctx.server, ctx.canaries); });
+  /** How many idle kernels P1 allows between runs: one per kernel language per live
+   * session of the file, plus the pool (0 without kernels). */
+  const maxKernels = () => ctx.sessions.length * TEST_KERNEL_LANGS.length + ctx.server.pool;
+  afterEach(async () => {
+    if (!ctx.server) return;
+    await checkPostconditions(ctx.server, ctx.canaries, { maxKernels: maxKernels() });
+  });
   after(async () => {
-    ctx.ws?.close();
+    for (const e of ctx.sessions) e.ws.close();
     await ctx.server?.stop();
     ctx.canaries?.cleanup();
   });
   /** Run on the file's socket. */
   ctx.run = (code, language = 'python', opts = {}) => runText(ctx.ws, code, language, { timeoutS: 5, ...opts });
+  /** P1 now, within `ms` (after a one-off run: its sandbox is gone; the sessions' idle
+   * kernels may stay). Without kernels: expectNoSandboxProcesses. */
+  ctx.p1 = (ms = 2000) => expectP1(ctx.server, { ms, maxKernels: maxKernels() });
+  ctx.otherSession = () => open();
+  ctx.release = async (entry) => {
+    entry.ws.close();
+    await releaseSession(ctx.server, entry.s, { apiKey: ctx.apiKey });
+    ctx.sessions = ctx.sessions.filter((e) => e !== entry);
+    if (entry.s === ctx.session) [ctx.session, ctx.ws] = [null, null];
+  };
+  /** Release every session of the file; then P1 at session scope within `ms`: no slot-uid
+   * process but idle kernels no more than the pool holds (none without a pool), no run
+   * cgroup with tasks but theirs. */
+  ctx.endSessions = async ({ ms = 2000 } = {}) => {
+    for (const e of [...ctx.sessions]) await ctx.release(e);
+    await expectP1(ctx.server, { maxKernels: ctx.server.pool, ms });
+  };
+  ctx.renewSession = async (opts) => {
+    await ctx.endSessions(opts);
+    const main = await open();
+    [ctx.session, ctx.ws] = [main.s, main.ws];
+    await warmUp(ctx.ws);
+  };
   ctx.finalChecks = async () => {
+    if (ctx.kernels) await ctx.endSessions();
     const stray = strayHostFiles(ctx.server.uidBase, { thorough: true });
     if (stray.length) throw new Error(`host files owned by sandbox uids: ${stray.join(' ')}`);
     return expectStatsNear(ctx.server, ctx.baseline);

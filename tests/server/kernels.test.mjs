@@ -213,8 +213,14 @@ describe('pool, idle and the end of a session', () => {
     const s = await createSession(bare);
     await run(s, 'x = 1');
     await expectNoSandboxProcesses(4000, BARE_BASE);
-    const again = await run(s, 'print("fresh")');
-    assert.deepEqual(again, { stdout: ['fresh\n'], results: [], error: undefined, count: 1 });
+    const again = await callTool(s, 'print("fresh")', 'python');
+    assert.deepEqual(again.payload.stdout, ['fresh\n']);
+    assert.equal(again.payload.execution_count, 1);
+    // The run says the state is gone, once.
+    assert.deepEqual(again.payload.stderr, ["[codepane: this session's python kernel was stopped while idle " +
+      '(idle for longer than the server keeps kernels); this run starts a new one, so earlier variables, ' +
+      'definitions and imports are gone]\n']);
+    assert.deepEqual((await callTool(s, 'print(2)', 'python')).payload.stderr, []);
   });
 });
 
@@ -260,6 +266,14 @@ describe('every language, in its sandbox, through the server', () => {
     assert.ok(three.results.slice(0, 2).every((r) => isPng(r.mime['image/png'])));
     assert.match(table.results[0].mime['text/html'], /<table/);
     assert.deepEqual(main(table), ['   a\n0  1\n1  2']);
+  });
+
+  test('a cell writing far more than one read at once arrives whole (no overflow in the server)', async () => {
+    const [big, bom] = await cells('python', ["print('é' * 200000)", '\ufeffprint(1)']);
+    assert.equal(big.stdout.join(''), `${'é'.repeat(200000)}\n`);
+    assert.ok(big.stdout.length > 1);
+    assert.equal(big.end.status, 'finished');
+    assert.deepEqual(bom.stdout, ['1\n']); // a leading BOM is skipped, as in a file
   });
 
   test('javascript: let persists, top-level await, display', async () => {

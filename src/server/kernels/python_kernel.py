@@ -390,6 +390,18 @@ class _CaptureBytes(io.RawIOBase):
     def flush(self):
         self._text.flush()
 
+    def end_cell(self):
+        """A character left incomplete at the end of a cell is U+FFFD in that cell; it must
+        not complete with the next cell's bytes."""
+        tail = self._decoder.decode(b"", final=True)
+        self._decoder.reset()
+        if tail:
+            self._text.write(tail)
+
+
+# The kernel's own sys.stdout and sys.stderr (a cell may replace the sys attributes).
+_CAPTURES = []
+
 
 # ---- IPython -----------------------------------------------------------------------
 
@@ -628,6 +640,8 @@ def run_cell(shell, cell_id, code):
 def _finish(cell_id, done):
     """Pending output, then the sync markers, then `done` (README, Events)."""
     global _cell_id
+    for capture in _CAPTURES:
+        capture.buffer.end_cell()
     with _lock:
         _streams.flush_locked()
         for stream in (sys.__stdout__, sys.__stderr__):
@@ -687,6 +701,7 @@ def main():
     shell = _make_shell()
     sys.stdout = _Capture("stdout", STDOUT_FD)
     sys.stderr = _Capture("stderr", STDERR_FD)
+    _CAPTURES[:] = [sys.stdout, sys.stderr]
     os.register_at_fork(after_in_child=_streams.after_fork_in_child)
     _streams.start_ticker()
     with _lock:
