@@ -307,10 +307,11 @@ cmd_test() {
     "$ROOT"/tests/client/*.test.mjs \
     "$ROOT"/tests/browser/*.test.mjs "$ROOT"/tests/package/*.test.mjs \
     "$ROOT"/tests/server/*.test.mjs "$ROOT"/tests/docs/*.test.mjs
-  # The attack catalogue once more with the languages npm start runs in kernels: with
-  # kernels the session, not the run, is the unit of isolation (tests/server/harness.mjs).
-  log "test: the sandbox catalogue with kernels (python, javascript, java)"
-  CP_TEST_KERNELS=python,javascript,java node --test --test-concurrency=1 \
+  # The attack catalogue once more with every language in kernels, the server's default
+  # (the test servers above run one process per run unless they ask for kernels): the
+  # session, not the run, is then the unit of isolation (tests/server/harness.mjs).
+  log "test: the sandbox catalogue with kernels"
+  CP_TEST_KERNELS=all node --test --test-concurrency=1 \
     "$ROOT"/tests/server/catalogue_*.test.mjs
 }
 

@@ -32,7 +32,7 @@
 #define DEFAULT_KERNEL_IDLE     600.0
 #define DEFAULT_INTERRUPT_GRACE 2.0
 /* The languages that run in kernels unless --kernels says otherwise. */
-#define DEFAULT_KERNEL_LANGS "none"
+#define DEFAULT_KERNEL_LANGS "all"
 #define DEFAULT_KERNEL_POOL  "python=1"
 /* Upper bounds that keep arithmetic sane; far above any useful value. */
 #define MAX_SECONDS (7.0 * 24 * 3600)

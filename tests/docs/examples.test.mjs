@@ -29,7 +29,8 @@ function examples(file) {
 
 let server, scratch;
 before(async () => {
-  server = await startServer({ uidBase: 62000 });
+  // The server as users get it: every language in kernels (the server's default).
+  server = await startServer({ uidBase: 62000, args: ['--kernels', 'all'] });
   // Scripts run from a folder inside the checkout so `import 'ws'` resolves.
   scratch = mkdtempSync(join(ROOT, 'build', 'doc-examples-'));
 });

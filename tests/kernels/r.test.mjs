@@ -15,6 +15,10 @@ const EXIT_WITHIN_MS = 10000;
 // The loop below sleeps 0.3 s after each of 3 lines, so a streamed first line leads its
 // cell's done by ~0.6 s; unstreamed, it would arrive with it.
 const STREAM_LEAD_MS = 400;
+// The server's catalogue test C7: a loop that prints, sleeps 1 s, prints; the first line
+// must arrive at least 0.8 s before the run ends.
+const C7_LEAD_MS = 800;
+const KILL_AFTER_MS = 500;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const displays = (cell, main) => cell.events.filter((e) => e.type === 'display' && e.main === main);
@@ -24,6 +28,26 @@ const mainData = (cell) => {
   const mains = displays(cell, true);
   assert.equal(mains.length, 1, `one main display in ${JSON.stringify(cell.events)}`);
   return mains[0].data;
+};
+/**
+ * Runs a cell and records when each line of `lines` first showed on the kernel's fd 1
+ * (performance.now(), as the `at` of events): {cell, seen: [ms per line]}.
+ */
+const execWatchingStdout = async (kernel, code, lines) => {
+  const from = kernel.raw.stdout.length;
+  const seen = lines.map(() => null);
+  const watch = () => {
+    const text = kernel.raw.stdout.slice(from);
+    lines.forEach((line, i) => { if (seen[i] === null && text.includes(line)) seen[i] = performance.now(); });
+  };
+  kernel.listeners.add(watch);
+  try {
+    const cell = await kernel.exec(code);
+    watch();
+    return { cell, seen };
+  } finally {
+    kernel.listeners.delete(watch);
+  }
 };
 const isPng = (b64) => Buffer.from(b64, 'base64').subarray(0, PNG_MAGIC.length).equals(PNG_MAGIC);
 
@@ -80,32 +104,49 @@ describe('cells share one R session', () => {
 });
 
 describe('output streams', () => {
-  test('cat_and_message_arrive_in_call_order', async () => {
+  // Printed text is on fd 1 and messages on fd 2, written as they happen; there are no
+  // stream events.
+  test('cat_goes_to_fd_1_and_message_to_fd_2', async () => {
     const cell = await k.exec('cat("a\\n"); message("m"); cat("b\\n")');
-    const streams = cell.events.filter((e) => e.type === 'stream').map((e) => [e.name, e.text]);
-    assert.deepEqual(streams, [['stdout', 'a\n'], ['stderr', 'm\n'], ['stdout', 'b\n']]);
+    assert.equal(cell.out, 'a\nb\n');
+    assert.equal(cell.err, 'm\n');
+    assert.deepEqual(cell.events.map((e) => e.type), ['done']);
   });
 
-  test('partial_line_is_sent_as_written', async () => {
-    const cell = await k.exec('cat("no newline")');
-    assert.equal(streamText(cell), 'no newline');
+  test('print_and_partial_line_are_on_fd_1_as_written', async () => {
+    const cell = await k.exec('print(1:3); cat("no newline")');
+    assert.equal(cell.out, '[1] 1 2 3\nno newline');
+    assert.equal(streamText(cell), '');
   });
 
   test('warning_goes_to_stderr_as_a_warning_message', async () => {
     const cell = await k.exec("warning('careful')");
-    assert.equal(streamText(cell, 'stderr'), 'Warning message:\ncareful\n');
+    assert.equal(cell.err, 'Warning message:\ncareful\n');
+    const inner = await k.exec("f <- function() warning('inner'); f()");
+    assert.equal(inner.err, 'Warning message:\nIn f() : inner\n');
     assert.equal(cell.done.status, 'ok');
   });
 
   test('flush_console_in_a_loop_streams_each_line_before_the_cell_ends', async () => {
-    const cell = await k.exec('for (i in 1:3) { cat(i, "\\n"); flush.console(); Sys.sleep(0.3) }');
-    const streams = cell.events.filter((e) => e.type === 'stream');
-    assert.deepEqual(streams.map((e) => e.text), ['1 \n', '2 \n', '3 \n']);
-    const lead = cell.done.at - streams[0].at;
+    const { cell, seen } = await execWatchingStdout(k,
+      'for (i in 1:3) { cat(i, "\\n"); flush.console(); Sys.sleep(0.3) }', ['1 \n']);
+    assert.equal(cell.out, '1 \n2 \n3 \n');
+    const lead = cell.done.at - seen[0];
     assert.ok(lead >= STREAM_LEAD_MS, `first line only ${lead} ms before done`);
     // The mask is on the search path, not among the user's variables.
     const own = await k.exec('exists("flush.console", envir = globalenv(), inherits = FALSE)');
     assert.equal(mainData(own)['text/plain'], '[1] FALSE');
+  });
+
+  // Catalogue C7: text is live without flush.console().
+  test('loop_output_streams_live_without_flush', async () => {
+    const { cell, seen } = await execWatchingStdout(k,
+      'for (w in c("first","second")) { cat(w, "\\n", sep=""); if (w == "first") Sys.sleep(1) }',
+      ['first\n', 'second\n']);
+    assert.equal(cell.out, 'first\nsecond\n');
+    assert.equal(cell.done.status, 'ok');
+    const lead = cell.done.at - seen[0];
+    assert.ok(lead >= C7_LEAD_MS, `first line only ${lead} ms before done`);
   });
 
   test('subprocess_output_is_on_fd_1_of_its_cell', async () => {
@@ -133,11 +174,18 @@ describe('rich output', () => {
     assert.notEqual(shown[0].data['image/png'], shown[1].data['image/png']);
   });
 
+  test('each_plot_of_a_loop_is_a_png', async () => {
+    const shown = displays(await k.exec('for (i in 1:2) plot(i)'), false);
+    assert.equal(shown.length, 2);
+    for (const d of shown) assert.ok(isPng(d.data['image/png']));
+  });
+
   test('display_html_is_a_display_between_the_text_around_it', async () => {
+    // The text is on fd 1, the display on fd 4: two pipes, so only each one's order holds.
     const cell = await k.exec('{ cat("a\\n"); IRdisplay::display_html("<b>hi</b>"); cat("c\\n") }');
-    const seq = cell.events.filter((e) => e.type !== 'done')
-      .map((e) => (e.type === 'stream' ? e.text : e.data));
-    assert.deepEqual(seq, ['a\n', { 'text/html': '<b>hi</b>' }, 'c\n']);
+    const seq = cell.events.filter((e) => e.type !== 'done').map((e) => e.data);
+    assert.deepEqual(seq, [{ 'text/html': '<b>hi</b>' }]);
+    assert.equal(cell.out, 'a\nc\n');
   });
 });
 
@@ -161,14 +209,14 @@ describe('errors', () => {
     const [err] = errors(cell);
     assert.equal(err.ename, 'simpleError');
     assert.match(err.evalue, /^<code>:3:0: unexpected end of input/);
-    assert.equal(streamText(cell), '');
+    assert.equal(cell.out, '');
     assert.equal(cell.done.status, 'error');
   });
 
   test('an_error_ends_the_cell_even_mid_line', async () => {
     const cell = await k.exec('z <- 1; stop("a"); z <- 2; cat("after\\n")\ncat("next line\\n")');
     assert.equal(errors(cell).length, 1);
-    assert.equal(streamText(cell), '');
+    assert.equal(cell.out, '');
     assert.equal(mainData(await k.exec('z'))['text/plain'], '[1] 1');
   });
 });
@@ -194,7 +242,7 @@ describe('interrupts', () => {
     await sleep(INTERRUPT_AFTER_MS);
     k.signal('SIGINT');
     const cell = await running;
-    assert.equal(streamText(cell), 'before\n');
+    assert.equal(cell.out, 'before\n');
     assert.equal(cell.done.status, 'interrupted');
   });
 
@@ -235,10 +283,22 @@ describe('fresh sessions', () => {
   test('a_sink_left_open_is_closed_when_its_cell_ends', () => withOwnKernel(async (own) => {
     await own.exec('sink("/dev/null")');
     const cell = await own.exec('cat("seen\\n"); 7');
-    assert.equal(streamText(cell), 'seen\n');
+    assert.equal(cell.out, 'seen\n');
     assert.equal(mainData(cell)['text/plain'], '[1] 7');
-    // The one sink left is the kernel's own capture of the running cell.
-    assert.equal(mainData(await own.exec('sink.number()'))['text/plain'], '[1] 1');
+    // The kernel has no capture sink of its own.
+    assert.equal(mainData(await own.exec('sink.number()'))['text/plain'], '[1] 0');
+  }));
+
+  // Catalogue A3: what a cell printed before the kernel was killed (memory limit) is kept.
+  test('text_printed_before_a_kill_is_on_fd_1', () => withOwnKernel(async (own) => {
+    own.send({ op: 'exec', id: 1, code: 'for (i in 1:5) { cat(i, "\\n"); Sys.sleep(0.2) }' });
+    await sleep(KILL_AFTER_MS);
+    own.signal('SIGKILL');
+    await own.until(() => own.exited, EXIT_WITHIN_MS, 'exit after SIGKILL');
+    await sleep(100); // the last bytes in the pipe
+    assert.equal(own.exited.signal, 'SIGKILL');
+    assert.equal(own.events.some((e) => e.type === 'done'), false);
+    assert.match(own.raw.stdout, /^1 \n2 \n(3 \n)?$/);
   }));
 
   test('q_in_a_cell_ends_the_kernel', () => withOwnKernel(async (own) => {
@@ -247,4 +307,15 @@ describe('fresh sessions', () => {
     assert.deepEqual(exited, { code: 0, signal: null });
     assert.equal(own.events.some((e) => e.type === 'done'), false);
   }));
+});
+
+test('crlf_line_ends_parse_as_in_a_file', async () => {
+  const k = await startKernel('r');
+  try {
+    const c = await k.exec('cat(1, "\\n")\r\ncat(2, "\\n")\r\n');
+    assert.equal(c.done.status, 'ok');
+    assert.equal(c.out, '1 \n2 \n');
+  } finally {
+    await k.close();
+  }
 });

@@ -143,8 +143,11 @@ async function freePort() {
 /** Start codepane-server; resolves once it prints its listening line. */
 export async function startServer({ args = [], env = {}, uidBase = UID_BASE, port: fixedPort } = {}) {
   const port = fixedPort ?? await freePort(); // a fixed port restarts a server where it was
-  // Two servers never share sandbox uids (or the cgroups named after them).
-  const proc = spawn(SERVER_BIN, ['--listen', `127.0.0.1:${port}`, '--uid-base', String(uidBase), ...args], {
+  // Two servers never share sandbox uids (or the cgroups named after them). A test server
+  // runs one process per run unless its args ask for kernels (a later flag wins): the
+  // tests of that path stay what they were, and kernels are tested where they say so.
+  const proc = spawn(SERVER_BIN, ['--listen', `127.0.0.1:${port}`, '--uid-base', String(uidBase),
+    '--kernels', 'none', ...args], {
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -5,33 +5,32 @@
 # requests and fd 4 taking events (both reopened through /proc/self/fd, which needs the
 # pipes fchown'd to the sandbox uid), and fd 1/2 as raw pipes the server forwards.
 #
-# Engine: evaluate::evaluate() with an output handler, repr for representations and
+# Engine: the kernel parses a cell (keep.source) and evaluates its top-level expressions
+# one by one in the global environment, as Rscript does, with repr for representations and
 # IRdisplay for display_*() calls, as IRkernel does. What each kind of output becomes:
-#   text printed by R (cat, print, auto-printing inside loops) -> stream stdout
-#   message()                                                   -> stream stderr
-#   warning()     -> stream stderr, one block per warning as it happens, in the form of
-#                    the one-shot runner: "Warning message:\nIn f() : msg\n" (or without
-#                    the "In ... :" line part when the warning came from the top level)
+#   text printed by R (cat, print, auto-printing inside loops) -> fd 1, written through
+#                    as it happens (R flushes its stdout after each write), so it streams
+#                    live and what a cell printed survives the kernel being killed
+#   message()     -> fd 2 (stderr()), as it happens
+#   warning()     -> fd 2, one block per warning as it happens, in the form of the
+#                    one-shot runner: "Warning message:\nIn f() : msg\n" (or without the
+#                    "In ... :" part when the warning came from the top level)
 #   an error      -> one `error` event: ename = class(e)[1], evalue = conditionMessage(e),
 #                    traceback = "Error in <call> : msg" plus the user's calls, innermost
-#                    first, numbered as R's traceback() does
+#                    first, numbered as R's traceback() does; the cell stops there
 #   a plot        -> display main:false {"image/png"}, one per top-level expression that
 #                    changed the plot (repr::repr_png of the recorded plot)
 #   a visible value -> display with the bundle of IRdisplay::prepare_mimebundle(); main:true
 #                    for the value of the cell's last top-level expression, main:false for
 #                    the values of earlier ones (R prints those too)
 #   IRdisplay::display*() -> display main:false
-# Writes to stderr() (cat(file = stderr())), system() and C code reach the raw fd 1/2.
+# The kernel sends no `stream` events: all text is on the raw fd 1/2, which the server
+# forwards as the running cell's output (the sync markers before `done` fence it). Text
+# on fd 1/2 and events on fd 4 are separate pipes, so their relative order (a cat() before
+# a display) is not kept.
 #
-# Limitations of evaluate 0.20 that the kernel keeps:
-# - Output is captured through a sink and handed over when a top-level expression ends,
-#   or earlier when it signals a message, warning, or plot. So `for (i in 1:3) { cat(i);
-#   Sys.sleep(1) }` delivers its text after 3 s, not as it is written. The one cheap
-#   remedy: this kernel masks flush.console() (on the search path, not in the global
-#   environment) with evaluate's flush, so a loop that calls flush.console() streams.
-# - Each cell plots on a fresh device: a cell cannot add to the previous cell's plot.
-# - After an error evaluate 0.20 would run the rest of the error's source line and show
-#   a stale value again; the kernel abandons the cell at the first error instead.
+# Each cell plots on a fresh pdf(NULL) device: a cell cannot add to the previous cell's
+# plot. Whether a plot changed follows evaluate's rules (its internal helpers).
 #
 # Interrupts: SIGINT is the interrupt. The kernel runs with R's interrupts suspended and
 # allows them only around the user's evaluation, so a SIGINT during a cell raises R's
@@ -58,7 +57,7 @@ suspendInterrupts(local({
   JSON_MIME <- "^application/(.+\\+)?json$"
   # Loaded after `ready`, while the kernel waits for its first request (see below).
   PRELOAD <- c("repr", "IRdisplay", "base64enc")
-  # The frame in which evaluate() runs the user's expression; calls above it are ours.
+  # The frame in which run_expr() runs the user's expression; calls above it are ours.
   EVAL_FRAME <- quote(eval(expr, envir, enclos))
   # The call a parse error of the cell names; as uninformative as EVAL_FRAME.
   PARSE_FRAME <- quote(parse(text = x, srcfile = src))
@@ -156,7 +155,7 @@ suspendInterrupts(local({
     data
   }
 
-  # The user's calls in sys.calls(): those after evaluate's eval() frame and before the
+  # The user's calls in sys.calls(): those after run_expr()'s eval() frame and before the
   # first call that signalled the condition (stop(), our handlers).
   user_calls <- function(calls) {
     top <- which(vapply(calls, identical, logical(1), EVAL_FRAME))
@@ -200,66 +199,113 @@ suspendInterrupts(local({
     }
   }
 
-  # The output handler of one cell. evaluate calls `value` once per top-level expression
-  # (visible or not, because it takes two arguments), which both numbers the expressions
-  # and is the first point after an error's expression has ended and its plot has been
-  # captured: there the cell is abandoned.
-  handler <- evaluate::new_output_handler(
-    text = function(text) stream("stdout", text),
-    message = function(m) stream("stderr", conditionMessage(m)),
-    warning = function(w) stream("stderr", warning_text(w)),
-    error = function(e) {
-      if (is.null(cell$error)) cell$error <- error_info(e, user_calls(sys.calls()))
-    },
-    graphics = function(plot) {
-      png <- tryCatch(repr::repr_png(plot), error = function(e) e)
-      if (inherits(png, "error")) {
-        stream("stderr", paste0("Error rendering plot: ", conditionMessage(png), "\n"))
-      } else if (length(png) > 0L) {
-        display(list("image/png" = png), main = FALSE)
+  # The plot of the current device when it changed since the last one shown, else NULL
+  # (evaluate's rules: a change of par() alone or an empty page is no plot).
+  is_par_change <- function(p1, p2) get("is_par_change", asNamespace("evaluate"))(p1, p2)
+  is_empty <- function(p) get("is.empty", asNamespace("evaluate"))(p)
+  plot_snapshot <- function() {
+    if (is.null(cell$id) || length(cell$devices) == 0L || grDevices::dev.cur() == 1L) return(NULL)
+    plot <- tryCatch(grDevices::recordPlot(), error = function(e) NULL)
+    if (is.null(plot) || identical(cell$last_plot, plot) ||
+        isTRUE(tryCatch(is_par_change(cell$last_plot, plot), error = function(e) FALSE)) ||
+        isTRUE(tryCatch(is_empty(plot), error = function(e) FALSE))) return(NULL)
+    cell$last_plot <- plot
+    plot
+  }
+  show_plot <- function() {
+    plot <- plot_snapshot()
+    if (is.null(plot)) return(invisible())
+    dev <- grDevices::dev.cur()
+    png <- tryCatch(repr::repr_png(plot), error = function(e) e)
+    if (dev %in% grDevices::dev.list()) grDevices::dev.set(dev)
+    if (inherits(png, "error")) {
+      err_text(paste0("Error rendering plot: ", conditionMessage(png), "\n"))
+    } else if (length(png) > 0L) {
+      display(list("image/png" = png), main = FALSE)
+    }
+    invisible()
+  }
+  # Messages and warnings go to stderr() (fd 2, or the user's message sink) as they happen.
+  err_text <- function(text) {
+    flush_out()
+    try(cat(text, file = stderr(), sep = ""), silent = TRUE)
+  }
+  flush_out <- function() try(flush(stdout()), silent = TRUE)
+
+  # One top-level expression, evaluated as Rscript would, its printed output going straight
+  # to fd 1 (R writes it through as it happens, so it streams and survives a kill). The
+  # names expr, envir and enclos make the eval() frames the EVAL_FRAME that user_calls()
+  # and condition_head() recognise as ours. Returns FALSE when the cell is to stop.
+  run_expr <- function(expr, last) {
+    envir <- globalenv()
+    enclos <- baseenv()
+    res <- tryCatch(
+      withCallingHandlers(
+        withVisible(eval(expr, envir, enclos)),
+        message = function(m) {
+          err_text(conditionMessage(m))
+          tryInvokeRestart("muffleMessage")
+        },
+        warning = function(w) {
+          # options(warn = 2) makes it an error (after this handler), warn < 0 hides it.
+          if (getOption("warn", 0) >= 0 && getOption("warn", 0) < 2) {
+            err_text(warning_text(w))
+            tryInvokeRestart("muffleWarning")
+          }
+        },
+        error = function(e) {
+          if (is.null(cell$error)) cell$error <- error_info(e, user_calls(sys.calls()))
+        }),
+      error = function(e) {
+        if (is.null(cell$error)) cell$error <- error_info(e)
+        NULL
+      })
+    flush_out()
+    show_plot()
+    if (!is.null(cell$error)) return(FALSE)
+    if (isTRUE(res$visible)) {
+      data <- tryCatch(value_bundle(res$value), error = function(e) e)
+      if (inherits(data, "error")) {
+        cell$error <- error_info(data)
+        return(FALSE)
       }
-    },
-    value = function(v, visible) {
-      if (!is.null(cell$error)) invokeRestart("codepane_abandon")
-      cell$values <- cell$values + 1L
-      if (visible) {
-        data <- tryCatch(value_bundle(v), error = function(e) e)
-        if (inherits(data, "error")) {
-          cell$error <- error_info(data)
-          invokeRestart("codepane_abandon")
-        }
-        display(data, main = identical(cell$values, cell$exprs))
-      }
-      invisible()
-    },
-    # Text written before a SIGINT is handed over before the interrupt unwinds.
-    calling_handlers = list(interrupt = function(i) evaluate::flush_console())
-  )
+      display(data, main = last)
+    }
+    TRUE
+  }
+
+  # The cell's expressions, or NULL after recording a parse error. x and src are the names
+  # of PARSE_FRAME, so the error names no call.
+  parse_cell <- function(code) {
+    # CRLF line ends, as Rscript reads a file with them (parse() on text does not).
+    x <- gsub("\r\n", "\n", code, fixed = TRUE)
+    src <- srcfilecopy(CODE_FILENAME, x)
+    tryCatch(parse(text = x, srcfile = src, keep.source = TRUE), error = function(e) {
+      cell$error <- error_info(e)
+      NULL
+    })
+  }
 
   # Runs one cell and reports it; the only place where interrupts are allowed (besides
-  # drain_interrupts()).
+  # drain_interrupts()). Each cell plots on a fresh pdf(NULL) device of its own.
   run_cell <- function(id, code) {
     count <<- count + 1L
     cell$id <- id
     cell$json_id <- structure(id_text(id), class = "json")
     cell$error <- NULL
-    cell$values <- 0L
-    exprs <- tryCatch(parse(text = code, keep.source = FALSE), error = function(e) NULL)
-    cell$exprs <- length(exprs)
+    cell$last_plot <- NULL
+    cell$devices <- integer()
     status <- tryCatch(allowInterrupts({
-      withRestarts(
-        tryCatch(
-          evaluate::evaluate(code, envir = globalenv(), output_handler = handler,
-                             stop_on_error = 1L, new_device = TRUE,
-                             filename = CODE_FILENAME),
-          # Not the user's errors (evaluate catches those) but a failure of evaluate or
-          # of this handler itself; still an error of the cell.
-          error = function(e) {
-            if (is.null(cell$error)) cell$error <- error_info(e)
-          }),
-        codepane_abandon = function() NULL)
+      exprs <- parse_cell(code)
+      if (is.null(cell$error) && length(exprs) > 0L) {
+        new_device()
+        cell$last_plot <- grDevices::recordPlot()
+        n <- length(exprs)
+        for (i in seq_len(n)) if (!run_expr(exprs[[i]], i == n)) break
+      }
       if (is.null(cell$error)) "ok" else "error"
     }), interrupt = function(i) "interrupted")
+    close_device()
     if (status == "interrupted") {
       emit(list(type = "error", id = cell$json_id, ename = "Interrupted",
                 evalue = "interrupted", traceback = "Interrupted"))
@@ -268,10 +314,29 @@ suspendInterrupts(local({
     }
     finish(status)
   }
+  # A pdf(NULL) device (no file) recording its display list; it is closed when the cell
+  # ends. Also R's default device while a cell runs, so a plot after dev.off() is seen.
+  new_device <- function(...) {
+    grDevices::pdf(NULL)
+    grDevices::dev.control(displaylist = "enable")
+    if (!is.null(cell$id)) cell$devices <- c(cell$devices, grDevices::dev.cur())
+    invisible()
+  }
+  close_device <- function() {
+    devs <- cell$devices
+    cell$devices <- integer()
+    cell$last_plot <- NULL
+    for (dev in devs) {
+      if (dev %in% grDevices::dev.list()) try(grDevices::dev.off(dev), silent = TRUE)
+    }
+  }
+  # A new page ends the previous one: show it (a loop of plots gives one PNG per plot).
+  new_page <- function(...) {
+    if (!is.null(cell$id)) try(show_plot(), silent = TRUE)
+  }
 
-  # Sinks a cell left open: evaluate captures output with a sink of its own on the same
-  # stack, and pops the wrong one when the user's is on top, leaving R's output on a
-  # closed connection. So every cell starts with none (a sink does not outlive its cell);
+  # Sinks a cell left open are closed when it ends: a sink does not outlive its cell, so
+  # that the next cell's output reaches fd 1/2 and the sync markers follow it there;
   # sink() pops even when it fails.
   reset_sinks <- function() {
     for (i in seq_len(sink.number())) try(sink(), silent = TRUE)
@@ -306,25 +371,23 @@ suspendInterrupts(local({
     jupyter.display_mimetypes = MIMETYPES,
     jupyter.base_display_func = function(data, metadata = NULL) {
       if (is.null(cell$id)) return(invisible())
-      evaluate::flush_console()
+      flush_out()
       display(data, main = FALSE)
     },
-    device = grDevices::pdf  # evaluate then opens pdf(NULL): no Rplots.pdf
+    device = new_device  # no Rplots.pdf
   )
-  attach(list(flush.console = function() evaluate::flush_console()),
-         name = "codepane:kernel", warn.conflicts = FALSE)
+  setHook("before.plot.new", new_page)
+  setHook("before.grid.newpage", new_page)
 
   emit(list(type = "ready", protocol = PROTOCOL, language = "r"))
   # repr (with its tidyverse imports) is most of the start-up time, and nearly every
-  # cell needs it; so does the first pass through evaluate and prepare_mimebundle, which
+  # cell needs it; so does the first pass through prepare_mimebundle and a plot, which
   # costs ~30 ms once. Doing both after `ready` costs a cell sent at once the same wait,
   # and a kernel that waits in the server's pool nothing.
   tryCatch({
     for (pkg in PRELOAD) loadNamespace(pkg)
-    warm <- evaluate::new_output_handler(value = function(v, visible) {
-      IRdisplay::prepare_mimebundle(v, mimetypes = MIMETYPES)
-    })
-    evaluate::evaluate("1", envir = new.env(), output_handler = warm)
+    loadNamespace("evaluate")
+    IRdisplay::prepare_mimebundle(1, mimetypes = MIMETYPES)
   }, error = function(e) NULL)
 
   repeat {
