@@ -321,6 +321,28 @@ static void flush_pending(cp_runner *r, run *u, bool is_err)
     emit_text(r, u, is_err, st->pend, n);
 }
 
+/* When the run's held-back output is due (the earlier stream's), or -1 when none is held. */
+static double pending_due(const run *u)
+{
+    double due = -1;
+    for (int k = 0; k < 2; k++) {
+        const stream *st = k ? &u->err : &u->out;
+        double at = st->pend_at + CP_RUNNER_COALESCE_MS / 1000.0;
+        if (st->plen && (due < 0 || at < due)) due = at;
+    }
+    return due;
+}
+
+/* Hand on held-back output whose coalescing time is over. */
+static void flush_due(cp_runner *r, run *u, double now)
+{
+    for (int k = 0; k < 2; k++) {
+        const stream *st = k ? &u->err : &u->out;
+        if (st->plen && now >= st->pend_at + CP_RUNNER_COALESCE_MS / 1000.0)
+            flush_pending(r, u, k == 1);
+    }
+}
+
 static void flush_all_pending(cp_runner *r, run *u)
 {
     flush_pending(r, u, false);
@@ -1548,13 +1570,7 @@ static void kernel_deadlines(cp_runner *r)
     for (kernel *k = r->kernels, *next; k; k = next) {
         next = k->next;
         run *u = k->cur;
-        if (u) {
-            for (int s = 0; s < 2; s++) {
-                stream *sm = s ? &u->err : &u->out;
-                if (sm->plen && now >= sm->pend_at + CP_RUNNER_COALESCE_MS / 1000.0)
-                    flush_pending(r, u, s == 1);
-            }
-        }
+        if (u) flush_due(r, u, now);
         if (k->killed) {
             kernel_kill(r, k); /* again, once the retry time has come */
         } else if (u && u->interrupted && !u->done_seen && now >= u->grace_at) {
@@ -1591,10 +1607,7 @@ static double kernel_next_deadline(cp_runner *r, double best)
                 EARLIER(u->done_at + CP_KERNEL_SYNC_WAIT_S);
             else
                 EARLIER(u->interrupted ? u->grace_at : u->deadline);
-            for (int s = 0; s < 2; s++) {
-                const stream *sm = s ? &u->err : &u->out;
-                if (sm->plen) EARLIER(sm->pend_at + CP_RUNNER_COALESCE_MS / 1000.0);
-            }
+            if (pending_due(u) >= 0) EARLIER(pending_due(u));
         } else if (k->session[0] && !k->q_head && r->cfg.kernel_idle_s > 0) {
             EARLIER(k->last_used + r->cfg.kernel_idle_s);
         }
@@ -1708,11 +1721,8 @@ static int next_timeout_ms(cp_runner *r)
         if (!u || !u->spawned || u->exited) continue;
         double t = u->killed ? u->kill_retry_at : u->deadline;
         if (best < 0 || t < best) best = t;
-        for (int k = 0; k < 2; k++) {
-            const stream *st = k ? &u->err : &u->out;
-            double at = st->pend_at + CP_RUNNER_COALESCE_MS / 1000.0;
-            if (st->plen && at < best) best = at;
-        }
+        double due = pending_due(u);
+        if (due >= 0 && due < best) best = due;
     }
     best = kernel_next_deadline(r, best);
     if (best < 0) return -1;
@@ -1728,11 +1738,7 @@ static void check_deadlines(cp_runner *r)
     for (unsigned s = 0; s < r->cfg.max_running; s++) {
         run *u = r->slots[s];
         if (!u || !u->spawned || u->exited) continue;
-        for (int k = 0; k < 2; k++) {
-            stream *st = k ? &u->err : &u->out;
-            if (st->plen && now >= st->pend_at + CP_RUNNER_COALESCE_MS / 1000.0)
-                flush_pending(r, u, k == 1);
-        }
+        flush_due(r, u, now);
         if (u->killed) {
             if (now >= u->kill_retry_at) kill_run(r, u);
         } else if (now >= u->deadline) {

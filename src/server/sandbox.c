@@ -549,6 +549,18 @@ static unsigned heap_mib(const cp_sandbox *sb)
  * (self-test only), or a kernel (no code; cells arrive on its request pipe). */
 typedef enum { MODE_RUN, MODE_DIRECT, MODE_KERNEL } spawn_mode;
 
+/* The JVM's flags, for the one-process launcher and the kernel alike: spec §3.3 (SerialGC,
+ * C1 only, one CPU: fewer threads; no perf data in /tmp), a heap below the cgroup limit,
+ * UTF-8 everywhere. */
+static void java_flags(argv_b *a, const cp_sandbox *sb)
+{
+    args2(a, k_langs[CP_LANG_JAVA].exe, argf(a, "-Xmx%um", heap_mib(sb)));
+    args3(a, "-Xss16m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1");
+    args3(a, "-XX:-UsePerfData", "-XX:+DisableAttachMechanism", "-XX:ActiveProcessorCount=1");
+    args3(a, "-Xshare:auto", "-Dfile.encoding=UTF-8", "-Dstdout.encoding=UTF-8");
+    arg(a, "-Dstderr.encoding=UTF-8");
+}
+
 /* A kernel's command line (kernels/README.md). */
 static void kernel_command(argv_b *a, const cp_sandbox *sb, cp_lang lang)
 {
@@ -567,12 +579,9 @@ static void kernel_command(argv_b *a, const cp_sandbox *sb, cp_lang lang)
         arg(a, CP_SANDBOX_KERNEL_MOUNT "/node_kernel.cjs");
         break;
     case CP_LANG_JAVA:
-        /* kernels.md §4.1: small heap flags; the kernel wraps fds 3/4 by reflection. */
-        args2(a, ls->exe, argf(a, "-Xmx%um", heap_mib(sb)));
-        args3(a, "-Xss16m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1");
-        args3(a, "-XX:-UsePerfData", "-XX:+DisableAttachMechanism", "-XX:ActiveProcessorCount=1");
-        args3(a, "-Xshare:auto", "-Dfile.encoding=UTF-8", "-Dstdout.encoding=UTF-8");
-        args3(a, "-Dstderr.encoding=UTF-8", "--add-opens", "java.base/java.io=ALL-UNNAMED");
+        /* The kernel wraps fds 3/4 in FileDescriptors by reflection (kernels.md §4.1). */
+        java_flags(a, sb);
+        args2(a, "--add-opens", "java.base/java.io=ALL-UNNAMED");
         args3(a, "-cp", CP_SANDBOX_KERNEL_MOUNT "/jkernel.jar", "codepane.kernel.JKernel");
         break;
     case CP_LANG_R:
@@ -604,13 +613,9 @@ static void lang_command(argv_b *a, const cp_sandbox *sb, cp_lang lang, bool dir
         arg(a, direct ? ls->code_path : CP_SANDBOX_RUNNER_MOUNT "/node.cjs");
         break;
     case CP_LANG_JAVA:
-        /* The single-file source launcher compiles Main.java in memory. Flags: spec
-         * §3.3 (SerialGC, C1 only, one CPU: fewer threads; no perf data in /tmp). */
-        args2(a, ls->exe, argf(a, "-Xmx%um", heap_mib(sb)));
-        args3(a, "-Xss16m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1");
-        args3(a, "-XX:-UsePerfData", "-XX:+DisableAttachMechanism", "-XX:ActiveProcessorCount=1");
-        args3(a, "-Xshare:auto", "-Dfile.encoding=UTF-8", "-Dstdout.encoding=UTF-8");
-        args2(a, "-Dstderr.encoding=UTF-8", ls->code_path);
+        /* The single-file source launcher compiles Main.java in memory. */
+        java_flags(a, sb);
+        arg(a, ls->code_path);
         break;
     case CP_LANG_R:
         args2(a, ls->exe, "--vanilla");

@@ -29,7 +29,7 @@ static void set_err(char *err, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
-static int fill_random(unsigned char *buf, size_t n)
+int cp_random_bytes(unsigned char *buf, size_t n)
 {
     size_t got = 0;
     while (got < n) {
@@ -46,7 +46,7 @@ static int fill_random(unsigned char *buf, size_t n)
 int cp_secret_random(cp_secret *out, char *err, size_t errcap)
 {
     out->len = 0;
-    if (fill_random(out->key, CP_SECRET_NEW_BYTES) != 0) {
+    if (cp_random_bytes(out->key, CP_SECRET_NEW_BYTES) != 0) {
         set_err(err, errcap, "no randomness for the session secret: %s", strerror(errno));
         return -1;
     }

@@ -32,6 +32,9 @@ typedef struct {
 /* CP_SECRET_NEW_BYTES random bytes (getrandom) for this process only. -1 with err. */
 int cp_secret_random(cp_secret *out, char *err, size_t errcap);
 
+/* n bytes from getrandom() (retried on EINTR) into buf. 0, or -1 with errno. */
+int cp_random_bytes(unsigned char *buf, size_t n);
+
 /* Read the secret from path, or create the file when it does not exist (*created then
  * says so; the caller tells the operator). -1 with a message naming the file when it is
  * unreadable, not a regular file, not owned by the server's user, open to group or

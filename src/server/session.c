@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include <nettle/hmac.h>
@@ -89,16 +88,7 @@ bool cp_ct_equal(const char *given, size_t given_len, const char *expected, size
 int cp_random_hex(char *out, size_t n)
 {
     unsigned char buf[64];
-    if (n > sizeof buf) return -1;
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = getrandom(buf + got, n - got, 0);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        got += (size_t)r;
-    }
+    if (n > sizeof buf || cp_random_bytes(buf, n) != 0) return -1;
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
         out[2 * i] = hex[buf[i] >> 4];
