@@ -198,13 +198,17 @@ describe('A3 memory bomb', () => {
 
 describe('A4 JIT heaps are sized below the cgroup limit', () => {
   test('java new long[] loop: a clean OutOfMemoryError "Java heap space", not a silent OOM kill', T, async () => {
-    const code = 'java.util.List<long[]> keep = new java.util.ArrayList<>();\nwhile (true) keep.add(new long[8_000_000]);';
+    // A block, so that `keep` is a local: in a kernel a top-level declaration would be a
+    // session variable that goes on holding the whole heap after the error, and the
+    // session's next cell could not even be compiled.
+    const code = '{\n  java.util.List<long[]> keep = new java.util.ArrayList<>();\n  while (true) keep.add(new long[8_000_000]);\n}';
     const r = await ctx.run(code, 'java', { timeoutS: 15 });
     assert.equal(r.errors.length, 1, JSON.stringify(r.errors));
     assert.equal(r.errors[0].code, 'java.lang.OutOfMemoryError');
     assert.equal(r.errors[0].message, 'Java heap space');
     assert.equal(r.end.status, 'failed');
     assert.equal(r.end.reason, 'error');
+    await nextRunWorks('java');
   });
 
   test('javascript array loop: V8 reports "heap out of memory" itself, not a silent OOM kill', T, async () => {
