@@ -4,7 +4,10 @@
 #   native  the portable core and its unit tests, natively, with ASan + UBSan
 #   wasm    the core compiled with emcc into build/wasm/libcpcore.a, plus a link test
 #   client  the WASM client and the npm package's files in dist/
-#   size    gzip size of the browser entry (JS + wasm)
+#   web     the <code-pane> element (dist/code-pane.mjs, dist/chunks/) and the served
+#           site in build/web (the playground, the embedding demo)
+#   size    gzip sizes: the browser entry, the element before its editor loads, and
+#           everything the playground loads for a python run
 #   server  codepane-server into build/server/codepane-server, its kernels beside it
 #   kernels the kernels alone (build/server/kernels)
 #   cjson   fetch cJSON's pinned source into build/cjson and print where it is
@@ -280,15 +283,39 @@ cmd_client() {
   cp "$ROOT/src/client/codepane.d.ts" "$dist/codepane.d.ts"
 }
 
+# The <code-pane> element (web/code-pane.mjs and what it imports) → dist/code-pane.mjs,
+# with every lazily loaded part (the editor, each language's grammar, the LaTeX, Markdown
+# and chart renderers) split into dist/chunks/. Then the served site in build/web: the
+# pages of web/ and a copy of dist/ (codepane-server's web root refuses symlinks).
+cmd_web() {
+  [ -f "$BUILD/client/core.mjs" ] || cmd_client
+  local dist="$ROOT/dist" site="$BUILD/web"
+  [ -d "$ROOT/node_modules/esbuild" ] || die "esbuild missing: run ./build.sh deps"
+  log "web: web/code-pane.mjs → dist/code-pane.mjs + dist/chunks/"
+  rm -rf "$dist/chunks"
+  (cd "$ROOT" && node scripts/build-web.mjs)
+  log "web: the site → build/web"
+  rm -rf "$site.new"
+  mkdir -p "$site.new/dist"
+  cp "$ROOT"/web/*.html "$site.new/"
+  cp -r "$dist/code-pane.mjs" "$dist/core.wasm" "$dist/chunks" "$site.new/dist/"
+  rm -rf "$site"
+  mv "$site.new" "$site"
+}
+
 # Gzip size of what a browser page loads for the client: the browser entry and its wasm.
 cmd_size() {
   [ -f "$ROOT/dist/codepane.mjs" ] || cmd_client
+  [ -f "$BUILD/web-meta.json" ] || cmd_web
+  echo "The client alone (import 'codepane' in a browser):"
   node "$ROOT/scripts/size.mjs" "$ROOT/dist/codepane.mjs" "$ROOT/dist/core.wasm"
+  (cd "$ROOT" && node scripts/size.mjs --web "$BUILD/web-meta.json")
 }
 
 cmd_test() {
   cmd_native
   cmd_client
+  cmd_web
   cmd_server
   cmd_server_probes
   local san=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1)
@@ -300,12 +327,12 @@ cmd_test() {
   env "${san[@]}" "$BUILD/server/wsproto-test"
   log "test: runner probe"
   (cd "$ROOT" && env "${san[@]}" CP_PROBE_UID_BASE=63100 "$BUILD/server/runner-probe" src/server/runners)
-  log "test: node suites (wasm core, client, browser, package, codepane-server, docs examples)"
+  log "test: node suites (wasm core, kernels, client, browser, web, package, codepane-server, docs examples)"
   # One file at a time: each starts its own server, and sandboxes share the machine's
   # two cores.
   node --test --test-concurrency=1 "$ROOT"/tests/wasm/*.test.mjs "$ROOT"/tests/kernels/*.test.mjs \
     "$ROOT"/tests/client/*.test.mjs \
-    "$ROOT"/tests/browser/*.test.mjs "$ROOT"/tests/package/*.test.mjs \
+    "$ROOT"/tests/browser/*.test.mjs "$ROOT"/tests/web/*.test.mjs "$ROOT"/tests/package/*.test.mjs \
     "$ROOT"/tests/server/*.test.mjs "$ROOT"/tests/docs/*.test.mjs
   # The attack catalogue once more with every language in kernels, the server's default
   # (the test servers above run one process per run unless they ask for kernels): the
@@ -322,11 +349,12 @@ case "${1:-}" in
   native) cmd_native ;;
   wasm) cmd_wasm ;;
   client) cmd_client ;;
+  web) cmd_web ;;
   size) cmd_size ;;
   cjson) cjson_src ;;
   server) cmd_server ;;
   kernels) cmd_kernels ;;
   test) cmd_test ;;
   clean) cmd_clean ;;
-  *) echo "usage: $0 {deps|native|wasm|client|size|server|kernels|cjson|test|clean}" >&2; exit 2 ;;
+  *) echo "usage: $0 {deps|native|wasm|client|web|size|server|kernels|cjson|test|clean}" >&2; exit 2 ;;
 esac

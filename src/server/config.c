@@ -618,11 +618,12 @@ int cp_config_parse(cp_config *cfg, int argc, char **argv, char *err, size_t err
     }
     cfg->ws_max_conns = cfg->threads - reserve;
 
-    /* Directories next to the binary (build/server/codepane-server → ../../). */
+    /* Directories next to the binary: the site ./build.sh web assembles
+     * (build/server/codepane-server → build/web) and the kernels (build/server/kernels). */
     char bin[PATH_MAX];
     binary_dir(bin, sizeof bin);
     char *p = NULL;
-    if (!cfg->web_root && bin[0] && asprintf(&p, "%s/../../web", bin) > 0) {
+    if (!cfg->web_root && bin[0] && asprintf(&p, "%s/../web", bin) > 0) {
         if (is_dir(p)) cfg->web_root = realpath(p, NULL);
         free(p);
         p = NULL;

@@ -4,7 +4,7 @@
 // codepane-server. Nothing here imports from the checkout's dist/: only the installed copy.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -15,16 +15,20 @@ import { ROOT, expectNoSandboxProcesses, startServer } from '../server/harness.m
 import { NPM_ENV, PKG, pack, run } from './packed.mjs';
 
 const UID_BASE = 64512;
+// The element's lazily loaded chunks, as the build named them (content hashes).
+const CHUNKS = readdirSync(join(ROOT, 'dist/chunks')).map((f) => `dist/chunks/${f}`);
 // Exactly what the tarball must hold: package.json "files" plus what npm always adds.
 const EXPECTED_FILES = [
   'LICENSE',
   'README.md',
+  'dist/code-pane.mjs',
   'dist/codepane.d.ts',
   'dist/codepane.mjs',
   'dist/core.wasm',
   'dist/node.mjs',
   'package.json',
-];
+  ...CHUNKS,
+].sort();
 
 let tmp, tarball, packed, app, server;
 
@@ -50,7 +54,8 @@ test('the tarball holds exactly the files package.json lists, plus package.json 
   assert.equal(packed.filename, `codepane-${PKG.version}.tgz`);
   const listed = packed.files.map((f) => f.path).sort();
   assert.deepEqual(listed, EXPECTED_FILES);
-  assert.deepEqual([...PKG.files, 'LICENSE', 'README.md', 'package.json'].sort(), EXPECTED_FILES);
+  const named = PKG.files.filter((f) => !f.endsWith('/'));
+  assert.deepEqual([...named, ...CHUNKS, 'LICENSE', 'README.md', 'package.json'].sort(), EXPECTED_FILES);
   assert.equal(packed.bundled.length, 0);
   // What is really in the tarball, not only what npm said it put there.
   const { stdout } = await run('tar', ['-tzf', tarball]);
@@ -63,7 +68,7 @@ test('the installed package has its files, its dependencies and a valid wasm', (
   const installed = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
   assert.deepEqual(installed.exports, PKG.exports);
   assert.deepEqual(installed.dependencies, PKG.dependencies);
-  for (const f of PKG.files) assert.ok(existsSync(join(dir, f)), `${f} is not installed`);
+  for (const f of [...PKG.files, ...CHUNKS]) assert.ok(existsSync(join(dir, f)), `${f} is not installed`);
   // Node's entry needs ws and xhr2; npm brought them from the registry.
   for (const dep of Object.keys(PKG.dependencies))
     assert.ok(existsSync(join(app, 'node_modules', dep, 'package.json')), `${dep} is not installed`);
