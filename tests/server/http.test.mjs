@@ -171,11 +171,17 @@ describe('gateway route: POST /mcp?autoGenSession=false', () => {
 });
 
 describe('static files', () => {
-  test('the page in web/ is served at / as HTML', async () => {
+  test('the site ./build.sh web assembled (build/web) is the default web root: the playground at /, the element and its wasm', async () => {
     const res = await fetch(`${open.base}/`);
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type'), /^text\/html/);
-    assert.match(await res.text(), /<title>codepane<\/title>/);
+    assert.match(await res.text(), /<title>codepane playground<\/title>/);
+    const element = await fetch(`${open.base}/dist/code-pane.mjs`);
+    assert.equal(element.status, 200);
+    assert.equal(element.headers.get('content-type'), 'text/javascript; charset=utf-8');
+    const wasm = await fetch(`${open.base}/dist/core.wasm`);
+    assert.equal(wasm.headers.get('content-type'), 'application/wasm');
+    assert.ok(WebAssembly.validate(new Uint8Array(await wasm.arrayBuffer())));
   });
 
   test('a missing file is 404 and a traversal never leaves the web root', async () => {

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
+import { createSession } from '../server/harness.mjs';
 import { outputText, runWidget, startWeb } from './helpers.mjs';
 
 const T = { timeout: 60_000 };
@@ -86,4 +87,64 @@ test('upgrade() made a widget of a plain code block, which runs', T, async () =>
   const done = await run('upgraded');
   assert.equal(done.status, 'finished', done.result.errorMessage);
   assert.ok((await outputText(page, '#upgraded')).trim().length > 0);
+});
+
+test('an edit is kept across a reload (localStorage, per snippet) until Reset', T, async () => {
+  const p = await page.context().newPage();
+  await p.goto(`${web.server.base}/embed-demo.html`);
+  await p.waitForFunction(() => window.demoReady === true);
+  const original = await p.evaluate(() => document.querySelector('#js').code);
+  await p.locator('#js [part=source], #js .cm-content').first().click();
+  await p.locator('#js .cm-content').click();
+  await p.keyboard.press('Control+End');
+  await p.keyboard.type('\n// kept');
+  assert.equal(await p.locator('#js [part=reset]').isVisible(), true);
+  await p.waitForTimeout(500); // the edit is saved 300 ms after the last keystroke
+  await p.reload();
+  await p.waitForFunction(() => window.demoReady === true);
+  assert.equal(await p.evaluate(() => document.querySelector('#js').code), `${original}\n// kept`);
+  assert.equal(await p.locator('#js [part=reset]').isVisible(), true);
+  await p.click('#js [part=reset]');
+  assert.equal(await p.evaluate(() => document.querySelector('#js').code), original);
+  assert.equal(await p.locator('#js [part=reset]').isVisible(), false);
+  await p.waitForTimeout(500);
+  await p.reload();
+  await p.waitForFunction(() => window.demoReady === true);
+  assert.equal(await p.evaluate(() => document.querySelector('#js').code), original);
+  await p.close();
+});
+
+test('session-endpoint: the widget adopts the session a site\'s backend hands out', T, async () => {
+  // The site's backend, as docs/embedding.md describes it: it creates a session on the
+  // server (here: the real codepane-server) and answers the widget's POST with it.
+  const context = await web.browser.newContext();
+  const p = await context.newPage();
+  const handed = [];
+  const opened = [];
+  p.on('websocket', (ws) => opened.push(ws.url()));
+  await p.route('**/api/codepane-session', async (route) => {
+    assert.equal(route.request().method(), 'POST');
+    const s = await createSession(web.server);
+    handed.push(s);
+    await route.fulfill({ json: { sessionId: s.sessionId, linkUrl: s.linkUrl, wsUrl: s.wsUrl, token: s.token, toolList: s.toolList } });
+  });
+  // The widget goes into a page the server serves (a page playwright fulfils itself gets
+  // no WebSocket through Chromium).
+  await p.goto(`${web.server.base}/embed-demo.html`);
+  await p.waitForFunction(() => window.demoReady === true);
+  await p.evaluate(() => {
+    const w = document.createElement('code-pane');
+    w.id = 'w';
+    w.setAttribute('language', 'python');
+    w.setAttribute('session-endpoint', '/api/codepane-session');
+    w.textContent = 'print("handed out")';
+    document.body.prepend(w);
+  });
+  const done = await runWidget(p, '#w', () => p.click('#w [part=run]'));
+  assert.equal(done.status, 'finished', JSON.stringify(done.result));
+  assert.equal(done.result.logs.stdout.join(''), 'handed out\n');
+  assert.equal(handed.length, 1);
+  assert.equal(opened.length, 1);
+  assert.equal(new URL(opened[0]).pathname, new URL(handed[0].wsUrl).pathname);
+  await context.close();
 });

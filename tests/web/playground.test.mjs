@@ -189,6 +189,9 @@ test('keyboard only: Tab to the editor, type, Esc to Run, Enter, Tab to the outp
   await kb.keyboard.type('print("by keyboard")');
   await kb.keyboard.press('Escape');
   assert.equal(await focused(), 'run', 'Esc leaves the editor for the Run button');
+  // Focus is visible: the focused Run button has an outline.
+  const outline = await kb.locator(`${PANE} [part=run]`).evaluate((b) => getComputedStyle(b).outlineStyle);
+  assert.notEqual(outline, 'none');
   const done = await runWidget(kb, PANE, () => kb.keyboard.press('Enter'));
   assert.equal(done.status, 'finished');
   // Run gave focus back to itself; Tab on to the output region.
@@ -368,4 +371,47 @@ test('rare results load their renderer only when they arrive: Markdown, LaTeX, J
   assert.ok(lazy.length >= 3, `renderers loaded on demand: ${JSON.stringify(lazy)}`);
   assert.ok(!loaded.slice(0, before).some((p) => /katex|marked|vega/i.test(p)), JSON.stringify(loaded.slice(0, before)));
   await fresh.context().close();
+});
+
+test('Copy output puts the output on the clipboard; Clear empties the output and the status', T, async () => {
+  await pick('python');
+  const done = await typeAndRun('print("first")\nprint("second")');
+  assert.equal(done.status, 'finished');
+  await page.click(`${PANE} [part=copy]`);
+  await page.locator(`${PANE} [part=copy]`).getByText('Copied').waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), 'first\nsecond\n');
+  await page.click(`${PANE} [part=clear]`);
+  assert.equal(await outputText(page, PANE), '');
+  assert.equal(await page.locator(`${PANE} [part=status]`).innerText(), '');
+});
+
+test('stream off: the run goes through callTool and its output shows when it ends', T, async () => {
+  await pick('python');
+  await page.uncheck('#stream');
+  try {
+    assert.equal(await page.evaluate(() => document.querySelector('#pane').getAttribute('stream')), 'off');
+    const done = await typeAndRun('print("whole")\n1 + 1');
+    assert.equal(done.status, 'finished');
+    assert.equal(done.result.requestId.length > 0, true);
+    assert.equal(await outputText(page, PANE), 'whole\n\nOut:\n2');
+  } finally {
+    await page.check('#stream');
+  }
+});
+
+test('the timeout field limits a run: the status says it timed out, why, and the output is kept', T, async () => {
+  await pick('python');
+  await page.fill('#timeout', '2');
+  try {
+    const done = await typeAndRun('import time\nprint("before", flush=True)\ntime.sleep(30)');
+    assert.equal(done.status, 'timed out');
+    // The output so far, then where the interrupt found the code (IPython's traceback).
+    const out = await outputText(page, PANE);
+    assert.ok(out.startsWith('before\n'), out);
+    assert.match(out, /KeyboardInterrupt[\s\S]*----> 3 time\.sleep\(30\)/);
+    assert.match(await page.locator(`${PANE} [part=status]`).innerText(),
+      /^Timed out · 2\.\d\d s · run \d+: TimeoutError: the run exceeded its time limit of 2 s$/);
+  } finally {
+    await page.fill('#timeout', '30');
+  }
 });
