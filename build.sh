@@ -294,6 +294,7 @@ cmd_web() {
   log "web: web/code-pane.mjs → dist/code-pane.mjs + dist/chunks/"
   rm -rf "$dist/chunks"
   (cd "$ROOT" && node scripts/build-web.mjs)
+  cp "$ROOT/web/code-pane.d.ts" "$dist/code-pane.d.ts"
   log "web: the site → build/web"
   rm -rf "$site.new"
   mkdir -p "$site.new/dist"

@@ -21,6 +21,7 @@ const CHUNKS = readdirSync(join(ROOT, 'dist/chunks')).map((f) => `dist/chunks/${
 const EXPECTED_FILES = [
   'LICENSE',
   'README.md',
+  'dist/code-pane.d.ts',
   'dist/code-pane.mjs',
   'dist/codepane.d.ts',
   'dist/codepane.mjs',

@@ -189,6 +189,9 @@ test('keyboard only: Tab to the editor, type, Esc to Run, Enter, Tab to the outp
   await kb.keyboard.type('print("by keyboard")');
   await kb.keyboard.press('Escape');
   assert.equal(await focused(), 'run', 'Esc leaves the editor for the Run button');
+  // The shortcut is in Run's tooltip and in its accessibility tree entry.
+  assert.equal(await kb.locator(`${PANE} [part=run]`).getAttribute('title'), 'Run (Ctrl+Enter)');
+  assert.equal(await kb.locator(`${PANE} [part=run]`).getAttribute('aria-keyshortcuts'), 'Control+Enter');
   // Focus is visible: the focused Run button has an outline.
   const outline = await kb.locator(`${PANE} [part=run]`).evaluate((b) => getComputedStyle(b).outlineStyle);
   assert.notEqual(outline, 'none');

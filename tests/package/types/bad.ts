@@ -12,3 +12,7 @@ export async function misuse(): Promise<void> {
   r.success = 'true';                                                       // error: success is boolean
   r.logs.stdout.push(1);                                                    // error: chunks are strings
 }
+
+import { upgrade } from 'codepane/element';
+upgrade('pre', { timeout: 30 }); // error: attribute values are strings
+document.querySelector('code-pane')?.run('print(1)'); // error: run() takes no code

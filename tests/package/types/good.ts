@@ -20,3 +20,24 @@ export async function tour(server: string): Promise<string> {
   await session.close();
   return `${resultText(r)} ${count} ${first} ${session.streamState} ${heapInUse()}`;
 }
+
+// The element (codepane/element): typed properties, events and upgrade().
+import { CodePane, canonicalLanguage, upgrade } from 'codepane/element';
+import type { CodePaneDoneDetail, RunStatus } from 'codepane/element';
+
+export async function widget(): Promise<RunStatus | null> {
+  const pane = document.querySelector('code-pane');
+  if (!pane) return null;
+  const same: CodePane = pane;
+  same.language = canonicalLanguage('py') ?? 'python';
+  same.code = 'print(1)';
+  same.timeout = 10;
+  let status: RunStatus | null = null;
+  pane.addEventListener('codepane-done', (e) => {
+    const detail: CodePaneDoneDetail = e.detail;
+    status = detail.status;
+  });
+  const result = await pane.run();
+  const made: CodePane[] = upgrade('pre > code.language-r', { timeout: '30' });
+  return result.success && made.length >= 0 ? status : 'failed';
+}
