@@ -935,9 +935,11 @@ static void kernel_interrupt(cp_runner *r, kernel *k, run *u)
     u->grace_at = now_s() + r->cfg.interrupt_grace_s;
     kernel_request(r, k, "interrupt", u);
     (void)cp_sandbox_read_status(&k->proc);
-    /* A stopped kernel (the cell sent itself SIGSTOP) cannot act on SIGINT. */
-    cp_sandbox_signal_main(&k->proc, SIGCONT);
+    /* A stopped kernel (the cell sent itself SIGSTOP) cannot act on SIGINT: it gets the
+     * SIGINT first, pending, then SIGCONT, so that it acts on it before the cell's next
+     * statement runs (the other order lets a loaded machine run some of the cell first). */
     cp_sandbox_signal_main(&k->proc, SIGINT);
+    cp_sandbox_signal_main(&k->proc, SIGCONT);
 }
 
 static void kernel_kill(cp_runner *r, kernel *k)

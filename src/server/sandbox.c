@@ -556,6 +556,11 @@ static void java_flags(argv_b *a, const cp_sandbox *sb)
 {
     args2(a, k_langs[CP_LANG_JAVA].exe, argf(a, "-Xmx%um", heap_mib(sb)));
     args3(a, "-Xss16m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1");
+    /* The heap may shrink back (ergonomics would make the initial size 1/64 of the host's
+     * memory, capped at -Xmx: no shrinking at all), and a full collection gives back
+     * what it freed at once: a kernel that filled its heap once does not stay near the
+     * memory limit (JKernel collects after such a cell). */
+    args2(a, "-Xms32m", "-XX:-ShrinkHeapInSteps");
     args3(a, "-XX:-UsePerfData", "-XX:+DisableAttachMechanism", "-XX:ActiveProcessorCount=1");
     args3(a, "-Xshare:auto", "-Dfile.encoding=UTF-8", "-Dstdout.encoding=UTF-8");
     arg(a, "-Dstderr.encoding=UTF-8");

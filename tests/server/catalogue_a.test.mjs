@@ -247,8 +247,9 @@ describe('A5/A6 time limits', () => {
         sleeper = 'await new Promise((resolve) => setTimeout(resolve, 1e9));';
       }
       const r = await ctx.run(sleeper, language, { timeoutS });
-      assert.equal(r.end.status, 'failed');
-      assert.equal(r.end.reason, 'timeout');
+      const why = JSON.stringify({ end: r.end, err: r.err, errors: r.errors });
+      assert.equal(r.end.status, 'failed', why);
+      assert.equal(r.end.reason, 'timeout', why);
       assert.ok(r.end.executionTime >= timeoutS && r.end.executionTime <= timeoutS + 0.5, `executionTime ${r.end.executionTime}`);
     });
   }

@@ -196,6 +196,18 @@ public final class JKernel {
         syncFds(id);
         count++;
         events.done(id, status, count);
+        releaseHeap();
+    }
+
+    /**
+     * After a cell that grew the heap to most of -Xmx (one that ran out of memory, say),
+     * collect and let the heap shrink, so that the garbage it left does not keep the
+     * kernel's resident size near the sandbox's memory limit, where compiling the next
+     * cell would get the whole kernel killed.
+     */
+    private static void releaseHeap() {
+        Runtime rt = Runtime.getRuntime();
+        if (rt.totalMemory() > rt.maxMemory() / 4 * 3) System.gc();
     }
 
     /** Run the snippets of one cell; returns the `done` status. */
