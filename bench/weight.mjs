@@ -89,12 +89,16 @@ function bundle(external) {
 function summarize(error) {
   const errors = error.errors ?? [];
   if (!errors.length) return String(error.message ?? error).split('\n')[0];
-  const unresolved = new Set();
+  const unresolved = new Set(), importers = new Set();
   const other = [];
   for (const m of errors) {
     const hit = /^Could not resolve "([^"]+)"/.exec(m.text);
-    if (hit) unresolved.add(hit[1]);
-    else other.push(m.text.split('\n')[0]);
+    if (hit) {
+      unresolved.add(hit[1]);
+      if (m.location?.file) importers.add(m.location.file.replace(/^.*node_modules\//, ''));
+    } else {
+      other.push(m.text.split('\n')[0]);
+    }
   }
   const parts = [];
   if (unresolved.size) {
@@ -102,7 +106,8 @@ function summarize(error) {
     const shown = names.slice(0, SUMMARY_NAMES).map((n) => `"${n}"`).join(', ');
     const builtin = names.every((n) => n.startsWith('node:') || builtinModules.includes(n));
     parts.push(`could not resolve ${names.length} ${builtin ? 'Node built-in ' : ''}module${names.length === 1 ? '' : 's'}: ` +
-      `${shown}${names.length > SUMMARY_NAMES ? ', …' : ''}`);
+      `${shown}${names.length > SUMMARY_NAMES ? ', …' : ''}` +
+      (importers.size ? ` (imported by ${[...importers].slice(0, SUMMARY_NAMES).join(', ')})` : ''));
   }
   if (other.length) parts.push(`${other.length} other error${other.length === 1 ? '' : 's'}, first: ${other[0]}`);
   return `${errors.length} error${errors.length === 1 ? '' : 's'}: ${parts.join('; ')}`;

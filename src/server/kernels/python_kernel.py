@@ -70,6 +70,9 @@ STDERR_FD = 2
 READ_CHUNK = 65536
 # A partial line (no newline, no flush) goes out after at most this long.
 STREAM_TICK_S = 0.050
+# A line goes out at once unless text went out less than this long ago; then it waits for
+# at most this long, so that a loop of prints becomes a few large events, not one per line.
+LINE_BATCH_S = 0.002
 # Longer output is split into several stream events, so that no event line is huge.
 STREAM_CHUNK_CHARS = 65536
 # Output written by another thread between cells waits for the next cell; past this
@@ -205,14 +208,16 @@ class _Streams:
 
     Both streams share one pending buffer, so their events keep the order of the writes:
     a write to the other stream first sends what is pending. Pending text is sent at a
-    newline, on flush(), before any other event, and by a ticker thread once it is
-    STREAM_TICK_S old. All state is guarded by _lock."""
+    newline (at once, or LINE_BATCH_S after the last send when that was very recent), on
+    flush(), before any other event, and by a ticker thread once it is due (a partial
+    line STREAM_TICK_S after it started). All state is guarded by _lock."""
 
     def __init__(self):
         self.name = None  # stream of the pending text
         self.parts = []
         self.size = 0
-        self.since = 0.0  # when the pending text started
+        self.due = 0.0  # when the pending text must go out
+        self.sent_at = 0.0  # when text last went out
         self.idle_runs = []  # (name, text) runs written between cells, before `parts`
         self.ticker = None
 
@@ -223,15 +228,20 @@ class _Streams:
                 return
             if self.parts and self.name != name:
                 self.flush_locked()
+            now = time.monotonic()
             if not self.parts:
                 self.name = name
-                self.since = time.monotonic()
+                self.due = now + STREAM_TICK_S
                 if "\n" not in text:
                     _cond.notify_all()  # wake the ticker for this partial line
             self.parts.append(text)
             self.size += len(text)
             if "\n" in text:
-                self.flush_locked()
+                if now - self.sent_at >= LINE_BATCH_S or self.size >= STREAM_CHUNK_CHARS:
+                    self.flush_locked()
+                elif self.sent_at + LINE_BATCH_S < self.due:
+                    self.due = self.sent_at + LINE_BATCH_S
+                    _cond.notify_all()  # the ticker sends it when due
 
     def _write_idle(self, name, text):
         """Between cells (a thread of the user's still printing): keep the text for the
@@ -263,6 +273,7 @@ class _Streams:
         self._send(self.name, text)
 
     def _send(self, name, text):
+        self.sent_at = time.monotonic()
         for at in range(0, len(text), STREAM_CHUNK_CHARS):
             _write_event({"type": "stream", "id": _cell_id, "name": name,
                           "text": text[at:at + STREAM_CHUNK_CHARS]})
@@ -285,7 +296,7 @@ class _Streams:
                 if _cell_id is None or not self.parts:
                     _cond.wait()
                     continue
-                left = self.since + STREAM_TICK_S - time.monotonic()
+                left = self.due - time.monotonic()
                 if left > 0:
                     _cond.wait(left)
                     continue
