@@ -1,12 +1,13 @@
-// bench/common.mjs: what bench/run.mjs needs beside the two servers: statistics, the two
-// floors (a loopback WebSocket echo round trip, a bare bwrap spawn), memory of a process
-// set from /proc, and the facts about the machine. The floors follow bench/kernels.mjs.
+// bench/common.mjs: what bench/run.mjs needs beside the two servers: statistics, the
+// floors (a loopback WebSocket echo round trip, a bare bwrap spawn, a plain pipe), memory
+// and CPU of a process set from /proc, the wait for codepane's kernel pool, and the facts
+// about the machine. bench/kernels.mjs takes the echo floor and the pool wait from here.
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import os from 'node:os';
 import WebSocket, { WebSocketServer } from 'ws';
-import { ROOT } from '../tests/server/harness.mjs';
+import { ROOT, kernelProcesses } from '../tests/server/harness.mjs';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const log = (...a) => console.error('[bench]', ...a);
@@ -34,6 +35,7 @@ export function withTimeout(promise, ms, what) {
 }
 
 // ---- floor 1: a loopback WebSocket echo round trip (npm ws, server in another process) ---
+// (or, for reference, in this one: bench/kernels.mjs shows both)
 
 const ECHO_CHILD = `
 import { WebSocketServer } from 'ws';
@@ -45,15 +47,14 @@ wss.on('listening', () => process.stdout.write('port ' + wss.address().port + '\
 // About the size of a codepane run frame for print('x').
 const ECHO_PAYLOAD = JSON.stringify({ invocationId: 'f'.repeat(32), data: { pad: 'y'.repeat(130) } });
 
-/** Start the echo server in a child Node process (as the servers are other processes) and
- * connect to it; `children` is the caller's registry of processes to stop on an early
- * exit. Returns { rtt() → ms of one round trip, bytes, close() }. */
-export async function startEcho(children) {
+/** The echo server in a child Node process (as the servers are other processes), registered
+ * in `children`: { port, stop() }. */
+async function echoServerChild(children) {
   const child = spawn(process.execPath, ['--input-type=module', '-e', ECHO_CHILD], {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.add(child);
-  const close = async () => {
+  const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       process.kill(child.pid, 'SIGTERM');
       await new Promise((r) => child.once('exit', r));
@@ -70,7 +71,34 @@ export async function startEcho(children) {
       });
       child.once('exit', (c) => reject(new Error(`echo server exited with ${c}`)));
     });
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false });
+    return { port, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+/** The same echo server in this process, for reference (what the other process costs):
+ * { port, stop() }. */
+async function echoServerHere() {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+  await new Promise((r) => wss.once('listening', r));
+  wss.on('connection', (ws) => ws.on('message', (d, isBinary) => ws.send(d, { binary: isBinary })));
+  const stop = async () => {
+    for (const c of wss.clients) c.terminate();
+    await new Promise((r) => wss.close(r));
+  };
+  return { port: wss.address().port, stop };
+}
+
+/** Start the echo server (in a child process unless `inProcess`; `children` is the caller's
+ * registry of processes to stop on an early exit), connect to it and make `warmup` round
+ * trips, `warmupGapMs` apart (0: back to back). Returns { rtt() → ms of one round trip,
+ * bytes, close() }. */
+export async function startEcho(children, { inProcess = false, warmup = 20, warmupGapMs = 0 } = {}) {
+  const server = inProcess ? await echoServerHere() : await echoServerChild(children);
+  try {
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/`, { perMessageDeflate: false });
     await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
     const rtt = async () => {
       const t0 = performance.now();
@@ -82,17 +110,21 @@ export async function startEcho(children) {
       if (!ok) throw new Error('echo mismatch');
       return dt;
     };
-    for (let i = 0; i < 20; i++) await rtt(); // warm-up round trips
-    return { rtt, bytes: Buffer.byteLength(ECHO_PAYLOAD), close: async () => { ws.terminate(); await close(); } };
+    for (let i = 0; i < warmup; i++) {
+      if (warmupGapMs) await sleep(warmupGapMs);
+      await rtt();
+    }
+    return { rtt, bytes: Buffer.byteLength(ECHO_PAYLOAD), close: async () => { ws.terminate(); await server.stop(); } };
   } catch (e) {
-    await close();
+    await server.stop();
     throw e;
   }
 }
 
-/** The floor on its own: `trips` round trips, `gapMs` apart. */
-export async function wsEchoFloor(children, { trips = 200, gapMs = 5 } = {}) {
-  const echo = await startEcho(children);
+/** The floor on its own: `trips` round trips, `gapMs` apart, after startEcho's warm-up (the
+ * other options are startEcho's). Returns { samples (ms), bytes }. */
+export async function wsEchoFloor(children, { trips = 200, gapMs = 5, ...echoOptions } = {}) {
+  const echo = await startEcho(children, echoOptions);
   const samples = [];
   try {
     for (let i = 0; i < trips; i++) {
@@ -164,7 +196,7 @@ export function cpuTicks(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
+    return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14, 15)
   } catch { return null; }
 }
 
@@ -179,6 +211,46 @@ export async function waitIdle(pid, { quietMs = 500, maxMs = 10000 } = {}) {
     if (now - ticks > 1) { ticks = now; since = Date.now(); } else if (Date.now() - since >= quietMs) return true;
   }
   return false;
+}
+
+// ---- codepane's kernel pool -------------------------------------------------------------------
+
+/** Wait until a codepane server's pool (its sandbox slots: uid base, `slots`) holds a started,
+ * idle kernel of `lang` and nothing else is around: exactly one kernel process set of the
+ * language that no live session holds (`sessionKernels`: the pids of those sessions'
+ * kernels, which must all be there), no other kernel unless `otherLangs` (a server that
+ * pools several languages), no other sandbox process (a released session's dying kernel),
+ * and the pooled interpreter's CPU time has stopped growing (≤ 1 tick in 300 ms: it has said
+ * `ready` and waits on its request pipe), and at least `minMs` since the call. Returns the
+ * pooled kernel's pid. */
+export async function waitPoolReady(server, slots, {
+  lang = 'python', otherLangs = false, sessionKernels = [], minMs = 300, timeoutMs = 30000,
+} = {}) {
+  const t0 = Date.now();
+  let pid = null, ticks = null, stableSince = 0;
+  for (;;) {
+    const { kernels, others } = kernelProcesses(server.uidBase, { slots, serverPid: server.pid });
+    if (Date.now() - t0 > timeoutMs) {
+      throw new Error(`codepane pool of ${lang} not ready after ${timeoutMs} ms: kernels ${JSON.stringify(kernels)}, ` +
+        `others ${others.join(' ')}`);
+    }
+    const free = kernels.filter((k) => !sessionKernels.includes(k.pid));
+    const mine = free.filter((k) => k.lang === lang);
+    if (mine.length === 1 && (otherLangs || free.length === 1) && kernels.length === free.length + sessionKernels.length &&
+      others.length === 0) {
+      const now = cpuTicks(mine[0].pid);
+      if (mine[0].pid !== pid || now === null) {
+        pid = mine[0].pid; ticks = now; stableSince = Date.now();
+      } else if (now - ticks > 1) {
+        ticks = now; stableSince = Date.now();
+      } else if (Date.now() - stableSince >= 300 && Date.now() - t0 >= minMs) {
+        return pid;
+      }
+    } else {
+      pid = null;
+    }
+    await sleep(50);
+  }
 }
 
 // ---- the machine ----------------------------------------------------------------------------

@@ -16,7 +16,8 @@
 //   cold  A: per sample a new session + a new WebSocket; time from the createSession
 //            request to the first stdout frame (and, separately, from the run frame). Before
 //            each sample the bench waits until the pool holds a ready kernel of the language
-//            again (see waitPoolReady), so every sample adopts a started kernel.
+//            again (see waitPoolReady in bench/common.mjs), so every sample adopts a
+//            started kernel.
 //   warm  B: as warm A, one sandboxed process per run.
 // Floor: npm `ws` echo server on 127.0.0.1 in a separate Node process (like the codepane
 // server, another process), median of round trips of a 200-byte text frame; the same
@@ -25,14 +26,15 @@
 // Options: --runs N (warm runs per language, default 30), --cold N (cold python samples,
 // default 10), --cold-other N (cold samples of the other languages, default 5),
 // --gap MS (pause between samples of the warm and floor loops, default 10).
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import WebSocket, { WebSocketServer } from 'ws';
+import WebSocket from 'ws';
 import {
   ROOT, createSession, invocationId, kernelProcesses, openWs, post, startServer,
 } from '../tests/server/harness.mjs';
+import { log, sleep, stats, waitPoolReady, wsEchoFloor } from './common.mjs'; // log: progress, on stderr
 
 // ---- options ------------------------------------------------------------------------------
 
@@ -72,19 +74,8 @@ const LANGS = [
 const OUT_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 const OUT_FILE = `${OUT_DIR}kernels.md`;
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const log = (...a) => console.error('[bench]', ...a); // progress on stderr, report on stdout
+// ---- formatting ---------------------------------------------------------------------------
 
-// ---- statistics ---------------------------------------------------------------------------
-
-function stats(xs) {
-  if (!xs.length) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-  const p90 = s[Math.min(s.length - 1, Math.ceil(0.9 * s.length) - 1)];
-  return { n: s.length, median, min: s[0], max: s[s.length - 1], p90 };
-}
 const f = (x, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? '–' : x.toFixed(d));
 const cell = (st) => (st ? `${f(st.median)} (${f(st.min)}–${f(st.max)})` : 'n/a');
 
@@ -181,52 +172,18 @@ async function warm(server, { lang, code }, { beforeRuns } = {}) {
   }
 }
 
-/** CPU time (ticks) of a process, or null once it is gone. */
-function cpuTicks(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14, 15)
-  } catch { return null; }
-}
-
-/** Wait until server A's pool holds a started, idle kernel of `lang` and nothing else of
- * it is around: exactly one kernel process set of the language (the pooled one, no session
- * holds one), no other sandbox process (a released session's dying kernel), and the pooled
- * interpreter's CPU time has stopped growing (≤ 1 tick in 300 ms: it has said `ready` and
- * waits on its request pipe), and at least `minMs` since the call. Returns the pid. */
-async function waitPoolReady(server, lang, { minMs = 1000, timeoutMs = 30000 } = {}) {
-  const t0 = Date.now();
-  let pid = null, ticks = null, stableSince = 0;
-  for (;;) {
-    if (Date.now() - t0 > timeoutMs) {
-      const { kernels, others } = kernelProcesses(server.uidBase, { slots: SLOTS, serverPid: server.pid });
-      throw new Error(`pool of ${lang} not ready after ${timeoutMs} ms: kernels ` +
-        `${JSON.stringify(kernels)}, others ${others.join(' ')}`);
-    }
-    const { kernels, others } = kernelProcesses(server.uidBase, { slots: SLOTS, serverPid: server.pid });
-    const mine = kernels.filter((k) => k.lang === lang);
-    if (mine.length === 1 && others.length === 0) {
-      const now = cpuTicks(mine[0].pid);
-      if (mine[0].pid !== pid || now === null) {
-        pid = mine[0].pid; ticks = now; stableSince = Date.now();
-      } else if (now - ticks > 1) {
-        ticks = now; stableSince = Date.now();
-      } else if (Date.now() - stableSince >= 300 && Date.now() - t0 >= minMs) {
-        return pid;
-      }
-    } else {
-      pid = null;
-    }
-    await sleep(50);
-  }
+/** Wait until server A's pool holds a started, idle kernel of `lang` and no session holds
+ * one of it (the other languages' pools may be refilling meanwhile), at least `minMs`
+ * (default 1 s) after the call. Returns the pooled kernel's pid. */
+function poolReady(server, lang, options = {}) {
+  return waitPoolReady(server, SLOTS, { lang, otherLangs: true, minMs: 1000, ...options });
 }
 
 /** Cold: per sample a new session and WebSocket; the pool is refilled in between. */
 async function cold(server, { lang, code }, samples) {
   const total = [], runPart = [], create = [], open = [], adopted = [];
   for (let i = 0; i < samples; i++) {
-    const pooledPid = await waitPoolReady(server, lang);
+    const pooledPid = await poolReady(server, lang);
     const t0 = performance.now();
     const session = await createSession(server);
     const t1 = performance.now();
@@ -255,70 +212,13 @@ async function cold(server, { lang, code }, samples) {
 
 // ---- the floor ------------------------------------------------------------------------------
 
-async function echoRoundTrips(url, trips) {
-  const ws = new WebSocket(url, { perMessageDeflate: false });
-  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
-  const payload = JSON.stringify({ invocationId: 'f'.repeat(32), data: { pad: 'y'.repeat(130) } });
-  const times = [];
-  try {
-    for (let i = 0; i < trips + 50; i++) { // 50 warm-up round trips
-      await sleep(GAP_MS);
-      const t0 = performance.now();
-      const got = await new Promise((resolve) => {
-        ws.once('message', (buf) => resolve(performance.now() - t0 + (buf.toString() === payload ? 0 : NaN)));
-        ws.send(payload);
-      });
-      if (Number.isNaN(got)) throw new Error('echo mismatch');
-      if (i >= 50) times.push(got);
-    }
-  } finally {
-    await closeWs(ws);
-  }
-  return { stats: stats(times), bytes: Buffer.byteLength(payload) };
-}
-
-const ECHO_CHILD = `
-import { WebSocketServer } from 'ws';
-const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
-wss.on('connection', (ws) => ws.on('message', (d, isBinary) => ws.send(d, { binary: isBinary })));
-wss.on('listening', () => process.stdout.write('port ' + wss.address().port + '\\n'));
-`;
-
-async function floorOtherProcess(children) {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', ECHO_CHILD], {
-    cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'],
+/** The echo floor (bench/common.mjs), FLOOR_TRIPS round trips after 50 warm-up round trips,
+ * all GAP_MS apart: in another Node process, or (`inProcess`) in this one. */
+async function echoFloor(children, { inProcess = false } = {}) {
+  const { samples, bytes } = await wsEchoFloor(children, {
+    trips: FLOOR_TRIPS, gapMs: GAP_MS, warmup: 50, warmupGapMs: GAP_MS, inProcess,
   });
-  children.add(child);
-  try {
-    const port = await new Promise((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (d) => {
-        out += d;
-        const m = /port (\d+)/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      child.once('exit', (c) => reject(new Error(`echo server exited with ${c}`)));
-    });
-    return await echoRoundTrips(`ws://127.0.0.1:${port}/`, FLOOR_TRIPS);
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) {
-      process.kill(child.pid, 'SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    }
-    children.delete(child);
-  }
-}
-
-async function floorSameProcess() {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
-  await new Promise((r) => wss.once('listening', r));
-  wss.on('connection', (ws) => ws.on('message', (d, isBinary) => ws.send(d, { binary: isBinary })));
-  try {
-    return await echoRoundTrips(`ws://127.0.0.1:${wss.address().port}/`, FLOOR_TRIPS);
-  } finally {
-    for (const c of wss.clients) c.terminate();
-    await new Promise((r) => wss.close(r));
-  }
+  return { stats: stats(samples), bytes };
 }
 
 // ---- machine facts --------------------------------------------------------------------------
@@ -457,13 +357,13 @@ async function main() {
   log(`A pid ${A.pid} at ${A.base}, B pid ${B.pid} at ${B.base}`);
 
   // The pool: the server starts it at start-up; wait until every language's is ready.
-  for (const L of LANGS) await waitPoolReady(A, L.lang, { minMs: 0 });
+  for (const L of LANGS) await poolReady(A, L.lang, { minMs: 0 });
   log('pool ready: ' + kernelProcesses(A.uidBase, { slots: SLOTS, serverPid: A.pid }).kernels.map((k) => `${k.lang} ${k.pid}`).join(', '));
 
   // The floor first, while nothing else runs.
   log('floor: WebSocket echo round trips');
-  const floor = await floorOtherProcess(children);
-  const floorSame = await floorSameProcess();
+  const floor = await echoFloor(children);
+  const floorSame = await echoFloor(children, { inProcess: true });
 
   const results = [];
   for (const L of LANGS) {
@@ -471,8 +371,8 @@ async function main() {
     results.push(r);
     try {
       log(`${L.lang}: warm on A (waiting for the pool)`);
-      await waitPoolReady(A, L.lang);
-      r.warmA = await warm(A, L, { beforeRuns: () => waitPoolReady(A, L.lang, { minMs: 300 }).catch(() => {}) });
+      await poolReady(A, L.lang);
+      r.warmA = await warm(A, L, { beforeRuns: () => poolReady(A, L.lang, { minMs: 300 }).catch(() => {}) });
     } catch (e) { r.errors.push(`warm A: ${e.message}`); log(e.message); }
     try {
       log(`${L.lang}: cold on A`);

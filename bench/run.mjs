@@ -33,8 +33,8 @@ import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { ROOT, createSession, invocationId, kernelProcesses, post, startServer } from '../tests/server/harness.mjs';
 import {
-  cpuTicks, log, machine, memoryOf, pipeFloor, shellVariants, sleep, spawnFloor, startEcho, waitIdle, wasmSections,
-  withTimeout, wsEchoFloor,
+  cpuTicks, log, machine, memoryOf, pipeFloor, shellVariants, sleep, spawnFloor, startEcho, waitIdle, waitPoolReady,
+  wasmSections, withTimeout, wsEchoFloor,
 } from './common.mjs';
 import { clientHops, epoch, serverHops } from './hops.mjs';
 import { JupyterKernel, startJupyter } from './jupyter.mjs';
@@ -418,35 +418,6 @@ async function live(driver) {
 
 // ---- codepane's pool ------------------------------------------------------------------------
 
-/** Wait until server A's pool holds one started, idle python kernel and no other sandbox
- * process is around but the kernels of live sessions, `sessionKernels` (pids)
- * (bench/kernels.mjs waitPoolReady). Returns the pooled kernel's pid. */
-async function waitPoolReady(server, slots, { minMs = 300, timeoutMs = 30000, sessionKernels = [] } = {}) {
-  const t0 = Date.now();
-  let pid = null, ticks = null, stableSince = 0;
-  for (;;) {
-    const { kernels, others } = kernelProcesses(server.uidBase, { slots, serverPid: server.pid });
-    if (Date.now() - t0 > timeoutMs) {
-      throw new Error(`codepane pool not ready after ${timeoutMs} ms: kernels ${JSON.stringify(kernels)}, others ${others.join(' ')}`);
-    }
-    const pool = kernels.filter((k) => !sessionKernels.includes(k.pid));
-    if (pool.length === 1 && pool[0].lang === 'python' && kernels.length === 1 + sessionKernels.length && others.length === 0) {
-      const pooled = pool[0];
-      const now = cpuTicks(pooled.pid);
-      if (pooled.pid !== pid || now === null) {
-        pid = pooled.pid; ticks = now; stableSince = Date.now();
-      } else if (now - ticks > 1) {
-        ticks = now; stableSince = Date.now();
-      } else if (Date.now() - stableSince >= 300 && Date.now() - t0 >= minMs) {
-        return pid;
-      }
-    } else {
-      pid = null;
-    }
-    await sleep(50);
-  }
-}
-
 /** Wait until a server has no sandbox process at all (B between cold samples). */
 async function waitNoKernels(server, slots, timeoutMs = 15000) {
   const t0 = Date.now();
@@ -494,58 +465,65 @@ async function coldClient(A) {
   return { total };
 }
 
-/** codepane, raw: createSession → WebSocket open → run → first stdout, each part timed.
- * `prepare` runs before each sample (pool ready on A, nothing left on B). */
-async function coldRaw(server, prepare) {
+/** Cold starts of python, O.cold samples, each timed in parts: start (a session, a kernel)
+ * → WebSocket open → run → first stdout. Per sample: `prepare()`, then `start()` → h,
+ * `connect(h)` → a driver with close(); close() also follows a failed run. `what` names
+ * the system in errors. */
+async function coldSamples(what, { prepare, start, connect }) {
   const total = [], create = [], open = [], run = [];
   for (let i = 0; i < O.cold; i++) {
     await prepare();
     const t0 = performance.now();
-    const session = await createSession(server);
+    const h = await start();
     const t1 = performance.now();
-    const ws = await CodepaneWs.connect(session);
+    const c = await connect(h);
     const t2 = performance.now();
-    const cp = new CodepaneWs(server, session, ws);
     try {
-      const r = await cp.run(CODE.python, 'python');
-      expectX(r, `codepane cold ${i + 1}`);
+      const r = await c.run(CODE.python);
+      expectX(r, `${what} cold ${i + 1}`);
       total.push(t2 - t0 + r.first);
       create.push(t1 - t0);
       open.push(t2 - t1);
       run.push(r.first);
     } finally {
-      await cp.close();
+      await c.close();
     }
   }
   return { total, create, open, run };
+}
+
+/** codepane, raw: createSession → WebSocket open → run → first stdout.
+ * `prepare` runs before each sample (pool ready on A, nothing left on B). */
+async function coldRaw(server, prepare) {
+  return coldSamples('codepane', {
+    prepare,
+    start: () => createSession(server),
+    connect: async (session) => {
+      const cp = new CodepaneWs(server, session, await CodepaneWs.connect(session));
+      return { ...drivers.raw(cp, 'python'), close: () => cp.close() };
+    },
+  });
 }
 
 /** Jupyter: POST /api/kernels → channels WebSocket open (the server answers once the kernel
  * replied to kernel_info) → execute → first stdout; then DELETE, and wait for the process
  * to be gone before the next sample. */
 async function coldJupyter(J) {
-  const total = [], create = [], open = [], run = [];
-  for (let i = 0; i < O.cold; i++) {
-    await sleep(300);
-    const t0 = performance.now();
-    const k = await JupyterKernel.start(J);
-    const t1 = performance.now();
-    await k.connect();
-    const t2 = performance.now();
-    const pid = k.pid();
-    try {
-      const r = await drivers.jupyter(k).run(CODE.python);
-      expectX(r, `${J.label} cold ${i + 1}`);
-      total.push(t2 - t0 + r.first);
-      create.push(t1 - t0);
-      open.push(t2 - t1);
-      run.push(r.first);
-    } finally {
-      await k.shutdown();
-      for (let t = 0; pid && t < 100; t++) { try { process.kill(pid, 0); } catch { break; } await sleep(50); }
-    }
-  }
-  return { total, create, open, run };
+  return coldSamples(J.label, {
+    prepare: () => sleep(300),
+    start: () => JupyterKernel.start(J),
+    connect: async (k) => {
+      await k.connect();
+      return {
+        ...drivers.jupyter(k),
+        close: async () => {
+          const pid = k.pid(); // a walk of /proc: after the timed part
+          await k.shutdown();
+          for (let t = 0; pid && t < 100; t++) { try { process.kill(pid, 0); } catch { break; } await sleep(50); }
+        },
+      };
+    },
+  });
 }
 
 // ---- profiles ---------------------------------------------------------------------------------
