@@ -140,7 +140,6 @@ export class CodePane extends HTMLElement {
   }
 
   attributeChangedCallback(name) {
-    if (!this.#root) return;
     if (name === 'language') {
       this.#label();
       this.#editor?.setLanguage(this.language);
@@ -318,8 +317,13 @@ export class CodePane extends HTMLElement {
     if (!on && active === this.#parts.stop) this.#parts.run.focus();
   }
 
+  /** Where this widget's session comes from (its server or session-endpoint attribute). */
+  #source() {
+    return sessionSource({ server: this.getAttribute('server'), sessionEndpoint: this.getAttribute('session-endpoint') });
+  }
+
   #session() {
-    const source = sessionSource({ server: this.getAttribute('server'), sessionEndpoint: this.getAttribute('session-endpoint') });
+    const source = this.#source();
     if (!this.hasAttribute('isolated')) return sharedSession(source);
     if (!this.#isolated) {
       this.#isolated = source.open();
@@ -333,7 +337,7 @@ export class CodePane extends HTMLElement {
       this.#isolated = null;
       session.close().catch(() => {});
     } else {
-      dropShared(sessionSource({ server: this.getAttribute('server'), sessionEndpoint: this.getAttribute('session-endpoint') }), session);
+      dropShared(this.#source(), session);
     }
   }
 

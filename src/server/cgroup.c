@@ -75,8 +75,7 @@ static int write_str(const char *path, const char *s)
     return rc;
 }
 
-/* Read up to cap-1 bytes of a small file, NUL-terminated; length or -1. */
-static ssize_t read_small(const char *path, char *buf, size_t cap)
+ssize_t cp_read_small(const char *path, char *buf, size_t cap)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
@@ -96,7 +95,7 @@ static ssize_t read_small(const char *path, char *buf, size_t cap)
 static bool read_keyed(const char *path, const char *key, unsigned long long *val)
 {
     char buf[CP_CGROUP_READ_CHUNK];
-    if (read_small(path, buf, sizeof buf) < 0) return false;
+    if (cp_read_small(path, buf, sizeof buf) < 0) return false;
     size_t klen = strlen(key);
     for (char *line = buf; *line;) {
         if (strncmp(line, key, klen) == 0 && line[klen] == ' ') {
@@ -113,7 +112,7 @@ static bool read_keyed(const char *path, const char *key, unsigned long long *va
 static bool read_ull(const char *path, unsigned long long *val)
 {
     char buf[64];
-    if (read_small(path, buf, sizeof buf) <= 0) return false;
+    if (cp_read_small(path, buf, sizeof buf) <= 0) return false;
     char *end;
     errno = 0;
     *val = strtoull(buf, &end, 10);
@@ -304,7 +303,7 @@ static int setup_v2(cp_cgroups *cg, const char *parent, char *err, size_t errcap
     size_t blen = strlen(base), llen = strlen(leaf_name);
     if (blen > llen && strcmp(base + blen - llen, leaf_name) == 0) base[blen - llen] = '\0';
     snprintf(path, sizeof path, "%s/cgroup.controllers", base);
-    if (read_small(path, avail, sizeof avail) < 0) avail[0] = '\0';
+    if (cp_read_small(path, avail, sizeof avail) < 0) avail[0] = '\0';
     /* cgroup.controllers is space-separated; make it a comma list for in_list. */
     for (char *p = avail; *p; p++)
         if (*p == ' ' || *p == '\n') *p = ',';
@@ -541,7 +540,7 @@ static void freeze_kill(cp_cgroups *cg, const char *name)
         unsigned long long frozen = 0;
         bool done = cg->version == 2
                         ? have_events && read_keyed(events, "frozen", &frozen) && frozen == 1
-                        : read_small(state, buf, sizeof buf) > 0 && strncmp(buf, "FROZEN", 6) == 0;
+                        : cp_read_small(state, buf, sizeof buf) > 0 && strncmp(buf, "FROZEN", 6) == 0;
         if (done || now_ms() >= deadline) break;
         nap();
     }

@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Most cgroup.procs files a run joins: one per v1 hierarchy in use. */
 #define CP_CGROUP_MAX_HIER 5
@@ -40,6 +41,10 @@ typedef struct {
     double cpu_s;      /* CPU time of the whole tree */
     size_t peak_bytes; /* peak memory of the whole tree */
 } cp_cgroup_stats;
+
+/* Read up to cap-1 bytes of a small file (cgroup and /proc files), NUL-terminated;
+ * the length, or -1 when it cannot be opened. */
+ssize_t cp_read_small(const char *path, char *buf, size_t cap);
 
 /* Find the cgroup layout, create `parent` in every hierarchy used, and sweep run
  * directories a previous server left behind (freeze-kill, rmdir; spec D18). Returns 0

@@ -1101,12 +1101,7 @@ int cp_sandbox_signal_main(cp_proc *proc, int sig)
     char path[96], buf[64];
     snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)proc->init_pid,
              (int)proc->init_pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = '\0';
+    if (cp_read_small(path, buf, sizeof buf) <= 0) return -1;
     long pid = strtol(buf, NULL, 10);
     if (pid <= 0) return -1;
     /* Through a pidfd: if the kernel died and its pid was reused meanwhile, the open
@@ -1125,12 +1120,7 @@ static pid_t parent_of(pid_t pid)
 {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = '\0';
+    if (cp_read_small(path, buf, sizeof buf) <= 0) return -1;
     char *rp = strrchr(buf, ')'); /* the command name may contain anything */
     int ppid;
     if (!rp || sscanf(rp + 1, " %*c %d", &ppid) != 1) return -1;
