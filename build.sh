@@ -250,9 +250,22 @@ cmd_client() {
   local out="$BUILD/client" dist="$ROOT/dist" exports link=()
   mkdir -p "$out" "$dist"
   exports=$(paste -sd, "$ROOT/src/client/exports.txt")
-  # What the module reads from the factory's argument (anything else is dead code):
-  # the Node entry's wasm bytes and transports, and the hooks' handlers (api.mjs).
-  local incoming=wasmBinary,XMLHttpRequest,WebSocket,onRunDone,onStream,onConnState,onTimer
+  # The minimal runtime keeps the exports in local variables and resolves `ready` with the
+  # bare Module: a --post-js (inside the factory) hands the JS API the functions of
+  # exports.txt once the instance exists, and the heap through a getter, since growing
+  # memory replaces the view.
+  {
+    echo "/** @suppress {undefinedVars} */"
+    echo "Module['ready'] = Module['ready'].then(function (m) {"
+    sed "s/.*/  m['&'] = &;/" "$ROOT/src/client/exports.txt"
+    echo "  m['heap'] = function () { return HEAPU8; };"
+    echo "  return m;"
+    echo "});"
+  } >"$out/post.js"
+  # What the module reads from the factory's argument (anything else is dead code): the
+  # wasm bytes (the minimal runtime never fetches them itself), the Node entry's
+  # transports, and the hooks' handlers (api.mjs).
+  local incoming=wasm,XMLHttpRequest,WebSocket,onRunDone,onStream,onConnState,onTimer
   if [ "${CLIENT_DEBUG:-0}" = 1 ]; then
     link=(-O1 -g -sASSERTIONS=2)
   else
@@ -265,11 +278,11 @@ cmd_client() {
     -include "$ROOT/src/client/small_printf.h" \
     "$ROOT/src/client/client.c" "$BUILD/wasm/libcpcore.a" \
     --js-library "$ROOT/src/client/hooks.js" --pre-js "$ROOT/src/client/pre.js" \
+    --post-js "$out/post.js" -sMINIMAL_RUNTIME \
     -sFETCH -sFETCH_SUPPORT_INDEXEDDB=0 -lwebsocket.js \
     -sMODULARIZE -sEXPORT_ES6 -sEXPORT_NAME=createCore -sENVIRONMENT=web,worker \
     -sFILESYSTEM=0 -sMALLOC=emmalloc -sALLOW_MEMORY_GROWTH -sINITIAL_MEMORY=1MB -sTOTAL_STACK=256KB \
-    -sEXPORTED_FUNCTIONS="$exports" -sEXPORTED_RUNTIME_METHODS=HEAPU8 \
-    -sTEXTDECODER=2 -sSTRICT -sINCOMING_MODULE_JS_API="$incoming" \
+    -sEXPORTED_FUNCTIONS="$exports" -sTEXTDECODER=2 -sSTRICT -sINCOMING_MODULE_JS_API="$incoming" \
     -o "$out/core.mjs"
   log "client: bundles → dist/"
   local esb="$ROOT/node_modules/.bin/esbuild"
@@ -309,7 +322,7 @@ cmd_size() {
   [ -f "$ROOT/dist/codepane.mjs" ] || cmd_client
   [ -f "$BUILD/web-meta.json" ] || cmd_web
   echo "The client alone (import 'codepane' in a browser):"
-  node "$ROOT/scripts/size.mjs" "$ROOT/dist/codepane.mjs" "$ROOT/dist/core.wasm"
+  node "$ROOT/scripts/size.mjs" --client
   (cd "$ROOT" && node scripts/size.mjs --web "$BUILD/web-meta.json")
 }
 

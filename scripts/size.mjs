@@ -1,5 +1,8 @@
 // npm run size: gzip sizes (level 9) of what a browser loads, against the budgets.
 //   node scripts/size.mjs FILE...        each file and the total
+//   node scripts/size.mjs --client       the client alone, what `import 'codepane'` loads in a
+//                                        browser: dist/codepane.mjs + dist/core.wasm (budget
+//                                        16 KB, issue 4)
 //   node scripts/size.mjs --web META     the <code-pane> sets, from esbuild's metafile of
 //                                        the element build (./build.sh web):
 //     element   the element and the client core, before the editor loads (budget 40 KB)
@@ -8,11 +11,11 @@
 // `--json` prints the sets as JSON instead (tests compare them with what a page loaded).
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
 const KB = 1024;
-export const BUDGETS = { element: 40 * KB, python: 250 * KB };
+export const BUDGETS = { client: 16 * KB, element: 40 * KB, python: 250 * KB };
 
 const gz = (file) => gzipSync(readFileSync(file), { level: 9 }).length;
 
@@ -72,6 +75,9 @@ if (args[0] === '--web') {
     const page = join(sets.dist, '..', 'web', 'index.html');
     table([page, ...sets.python.map((f) => join(sets.dist, f))], 'total', BUDGETS.python);
   }
+} else if (args[0] === '--client') {
+  const dist = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
+  table(['codepane.mjs', 'core.wasm'].map((f) => join(dist, f)), 'total', BUDGETS.client);
 } else if (args.length) {
   table(args, 'total');
 }

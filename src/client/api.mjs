@@ -95,7 +95,10 @@ export function makeApi(env) {
       onTimer(connId, ms) {
         conns.get(connId)?.timer(ms);
       },
-    }).then((m) => (core = m));
+    }).then((m) => (core = m), (e) => {
+      loading = null; // a failed load (network, a bad module) is tried again by the next connect
+      throw e;
+    });
     return loading;
   }
 
@@ -108,7 +111,7 @@ export function makeApi(env) {
         const p = core._malloc(bytes.length + 1);
         if (!p) throw new Error('out of memory');
         ptrs.push(p);
-        const heap = core.HEAPU8; // read after malloc: growth replaces the view
+        const heap = core.heap(); // read after malloc: growth replaces the view
         heap.set(bytes, p);
         heap[p + bytes.length] = 0;
         return [p, bytes.length];
@@ -122,7 +125,7 @@ export function makeApi(env) {
   /** Read and free a heap string C returned. */
   function takeString(p) {
     if (!p) return null;
-    const heap = core.HEAPU8;
+    const heap = core.heap();
     let end = p;
     while (heap[end]) end++;
     const s = new TextDecoder().decode(heap.subarray(p, end));

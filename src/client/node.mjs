@@ -1,7 +1,7 @@
-// codepane, Node entry (package.json "exports" node): Emscripten 3.1.6 ES modules cannot
-// load their own .wasm under Node ≥ 18, so the bytes are read here and handed over
-// (wasmBinary). Node 20 has neither XMLHttpRequest nor WebSocket: npm `xhr2` and npm `ws`
-// stand in, passed to the module rather than set on Node's globals. With `ws` the session
+// codepane, Node entry (package.json "exports" node): the core's .wasm is read here and
+// handed to the module (its minimal runtime never loads the bytes itself). Node 20 has
+// neither XMLHttpRequest nor WebSocket: npm `xhr2` and npm `ws` stand in, passed to the
+// module rather than set on Node's globals. With `ws` the session
 // token goes in the X-Access-Token header of the upgrade, exactly as the AGB SDKs send it.
 import { readFile } from 'node:fs/promises';
 import WebSocket from 'ws';
@@ -33,7 +33,7 @@ export const { connect, resultText, heapInUse } = makeApi({
   setWsToken,
   load: async (handlers) => createCore({
     ...handlers,
-    wasmBinary: await readFile(new URL('./core.wasm', import.meta.url)),
+    wasm: await readFile(new URL('./core.wasm', import.meta.url)),
     WebSocket: HeaderWebSocket,
     XMLHttpRequest,
   }),

@@ -136,6 +136,33 @@ test('the same streaming python run works in a module Worker importing the packa
   assert.deepEqual(wasm.map((r) => [r.status, r.type]), [[200, 'application/wasm']]);
 });
 
+// The minimal runtime cannot report a module that fails to instantiate: the browser entry
+// checks the bytes itself, so connect() rejects with a message instead of hanging, and the
+// next connect() loads the module again.
+for (const [what, reply, message] of [
+  ['missing (404)', { status: 404, contentType: 'text/html', body: '<h1>Not Found</h1>' },
+    /^codepane: could not load http:\/\/[^ ]+\/dist\/core\.wasm: HTTP 404$/],
+  ['an HTML page served as 200', { status: 200, contentType: 'text/html', body: '<!doctype html><p>hi' },
+    /^codepane: http:\/\/[^ ]+\/dist\/core\.wasm is not codepane's WebAssembly module \(20 bytes, text\/html\)$/],
+]) {
+  test(`connect() rejects with a clear error when core.wasm is ${what}`, T, async () => {
+    const other = await browser.newPage();
+    try {
+      await other.route('**/core.wasm', (route) => route.fulfill(reply));
+      await other.goto(`${server.base}/`);
+      await other.waitForFunction(() => window.cpReady === true, null, { timeout: 15000 });
+      const got = await other.evaluate(() => window.cp.open().then(() => 'connected', (e) => e.message));
+      assert.match(got, message);
+      await other.unroute('**/core.wasm');
+      const again = await other.evaluate(() => window.cp.open().then((o) => o.state, (e) => e.message));
+      assert.equal(again, 'idle');
+      assert.equal(await other.evaluate(() => window.cp.close()), 'closed');
+    } finally {
+      await other.close();
+    }
+  });
+}
+
 test('closing the session ends its sandbox; the page logged no error', T, async () => {
   assert.equal(await page.evaluate(() => window.cp.close()), 'closed');
   await expectNoSandboxProcesses(3000, UID_BASE);

@@ -1,6 +1,6 @@
-// Loads the wasm link test the way the npm package's Node entry will (wasmBinary, since
-// Emscripten 3.1.6 ES modules cannot load their own .wasm under Node 18+) and checks
-// that the core, compiled to WebAssembly, gives exactly the native outcome.
+// Loads the wasm link test with its bytes read here (wasmBinary: Emscripten 3.1.6 ES
+// modules cannot load their own .wasm under Node 18+) and checks that the core, compiled
+// to WebAssembly, gives exactly the native outcome.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
