@@ -166,14 +166,21 @@ export function makeApi(env) {
       this.handle.unref?.();
     }
 
+    // The core's final result of a streaming run holds no logs and no results
+    // (cp_stream_keep_output): they are collected here from the events, in order.
     event(kind, inv, data, extra) {
       const run = this.runs.get(inv);
       if (!run) return;
       let deliver;
       switch (kind) {
-        case STDOUT: deliver = () => call(run.onStdout, data); break;
-        case STDERR: deliver = () => call(run.onStderr, data); break;
-        case RESULT: { const item = JSON.parse(data); deliver = () => call(run.onResult, item); break; }
+        case STDOUT: run.stdout.push(data); deliver = () => call(run.onStdout, data); break;
+        case STDERR: run.stderr.push(data); deliver = () => call(run.onStderr, data); break;
+        case RESULT: {
+          const item = JSON.parse(data);
+          run.results.push(item);
+          deliver = () => call(run.onResult, structuredClone(item));
+          break;
+        }
         case ERROR: { const payload = JSON.parse(data); deliver = () => call(run.onError, payload); break; }
         case FAILED: {
           const err = new Error(data);
@@ -184,6 +191,8 @@ export function makeApi(env) {
         case DONE: {
           this.runs.delete(inv);
           const result = JSON.parse(data);
+          result.logs = { stdout: run.stdout, stderr: run.stderr };
+          result.results = run.results;
           deliver = () => run.resolve(result);
           break;
         }
@@ -194,7 +203,7 @@ export function makeApi(env) {
 
     run(inv, target, lang, timeoutS, code, callbacks) {
       return new Promise((resolve) => {
-        const run = { ...callbacks, resolve };
+        const run = { ...callbacks, resolve, stdout: [], stderr: [], results: [] };
         this.runs.set(inv, run);
         const rc = withStrings([inv, target, code], ([i], [t], [c, n]) =>
           core._cp_conn_run(this.ptr, i, t, lang, timeoutS, c, n));

@@ -460,6 +460,9 @@ EMSCRIPTEN_KEEPALIVE cp_conn *cp_conn_new(int conn_id, const char *url, const ch
         free(c);
         return NULL;
     }
+    /* The JS side keeps every chunk and rich result from the events and puts them into
+     * the final result: the table need not copy them again, nor DONE serialise them. */
+    cp_stream_keep_output(c->stream, false);
     return c;
 }
 

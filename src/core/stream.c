@@ -35,6 +35,7 @@ typedef struct {
 struct cp_stream {
     invocation *items; /* in the order they began */
     size_t count, cap;
+    bool drop_output; /* cp_stream_keep_output(st, false) */
 };
 
 static char *dup_str(const char *s)
@@ -52,6 +53,11 @@ static void emit(cp_stream_cb cb, void *ud, const cp_event *ev)
 cp_stream *cp_stream_new(void)
 {
     return calloc(1, sizeof(cp_stream));
+}
+
+void cp_stream_keep_output(cp_stream *st, bool keep)
+{
+    st->drop_output = !keep;
 }
 
 static void invocation_free(invocation *inv)
@@ -307,7 +313,7 @@ static void build_error(const cJSON *data, cp_exec_error *e, char **payload)
     }
 }
 
-static void on_event(invocation *inv, cp_frame *f, cp_stream_cb cb, void *ud)
+static void on_event(invocation *inv, bool keep, cp_frame *f, cp_stream_cb cb, void *ud)
 {
     const cJSON *data = f->data;
     const char *type = cp_json_get_string(data, "eventType");
@@ -319,9 +325,9 @@ static void on_event(invocation *inv, cp_frame *f, cp_stream_cb cb, void *ud)
         size_t len = 0;
         /* Non-string chunks are ignored (and so, short of memory, is a copy of one). */
         if (cp_json_bytes(member(data, "chunk"), &chunk, &len) != 1) return;
-        if (out)
+        if (keep && out)
             cp_result_add_stdout(&inv->r, chunk, len);
-        else
+        else if (keep)
             cp_result_add_stderr(&inv->r, chunk, len);
         ev.kind = out ? CP_EV_STDOUT : CP_EV_STDERR;
         ev.chunk = chunk;
@@ -331,7 +337,7 @@ static void on_event(invocation *inv, cp_frame *f, cp_stream_cb cb, void *ud)
     } else if (strcmp(type, "result") == 0) {
         cp_result_item item;
         build_item(member(data, "result"), &item);
-        cp_result_item *slot = cp_result_add_item(&inv->r);
+        cp_result_item *slot = keep ? cp_result_add_item(&inv->r) : NULL;
         if (slot) item_copy(slot, &item);
         ev.kind = CP_EV_RESULT;
         ev.item = &item;
@@ -425,7 +431,7 @@ static void dispatch(cp_stream *st, size_t at, cp_frame *f, cp_stream_cb cb, voi
     const cJSON *phase = member(data, "phase");
     const char *ph = cJSON_IsString(phase) ? phase->valuestring : NULL;
     if (ph && strcmp(ph, "event") == 0 && !has_error) {
-        on_event(&st->items[at], f, cb, ud);
+        on_event(&st->items[at], !st->drop_output, f, cb, ud);
         return;
     }
     if (ph && strcmp(ph, "end") == 0 && !has_error) {

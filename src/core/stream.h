@@ -16,7 +16,9 @@
  * - after a failure: success false, request_id "", error_message = the failure text,
  *   execution_time 0, no execution_count, logs and results kept, and error = {name
  *   "ExecutionError", value = the failure text, traceback ""}: the SDKs route the failure
- *   through the same handler as error events, so it replaces an earlier event's error. */
+ *   through the same handler as error events, so it replaces an earlier event's error.
+ * - logs and results: every stdout/stderr chunk and rich result of the invocation, in
+ *   order, unless cp_stream_keep_output(st, false) (they are in the events all the same). */
 #ifndef CP_STREAM_H
 #define CP_STREAM_H
 
@@ -71,6 +73,11 @@ cp_stream *cp_stream_new(void);
 /* Frees every invocation without emitting events (use cp_stream_fail_all first to
  * settle them). */
 void cp_stream_free(cp_stream *st);
+
+/* Whether final results carry the logs and rich results (default true). An embedder that
+ * collects them from the events turns this off, and its final results hold neither: the
+ * WASM client does, so a run's output is not kept (and serialised) a second time. */
+void cp_stream_keep_output(cp_stream *st, bool keep);
 
 /* Register an in-flight invocation. -1 on OOM, when the id is already in flight, or when
  * it is empty or longer than CP_ID_MAX bytes. */

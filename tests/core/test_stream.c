@@ -1362,3 +1362,44 @@ TEST(stream_remote_error_text_masks_token_like_values)
     rec_free(&r);
     cp_stream_free(st);
 }
+
+TEST(stream_without_kept_output_emits_every_event_and_settles_without_logs_or_results)
+{
+    cp_stream *st = begin1("inv1");
+    cp_stream_keep_output(st, false);
+    CHECK_INT(cp_stream_begin(st, "inv2"), 0);
+    rec r = {0};
+    feed_data(st, &r, "inv1", "\"phase\":\"event\",\"eventType\":\"stdout\",\"chunk\":\"a\\u0000b\"");
+    feed_data(st, &r, "inv1", "\"phase\":\"event\",\"eventType\":\"stderr\",\"chunk\":\"e\"");
+    feed_data(st, &r, "inv1",
+              "\"phase\":\"event\",\"eventType\":\"result\",\"result\":{\"isMainResult\":true,"
+              "\"mime\":{\"text/plain\":\"2\"}}");
+    feed_data(st, &r, "inv1",
+              "\"phase\":\"event\",\"eventType\":\"error\",\"error\":{\"code\":\"ValueError\","
+              "\"message\":\"bad\"}");
+    feed_data(st, &r, "inv1", "\"phase\":\"end\",\"status\":\"failed\",\"executionCount\":3,"
+                              "\"executionTime\":0.25");
+    feed_data(st, &r, "inv2", "\"phase\":\"event\",\"eventType\":\"stdout\",\"chunk\":\"x\"");
+    CHECK(cp_stream_cancel(st, "inv2", record, &r));
+    CHECK_INT(r.n, 8);
+    if (r.n == 8) {
+        CHECK_INT(r.ev[0].kind, CP_EV_STDOUT);
+        CHECK_MEM(r.ev[0].bytes, r.ev[0].len, "a\0b", 3);
+        CHECK_INT(r.ev[1].kind, CP_EV_STDERR);
+        CHECK_INT(r.ev[2].kind, CP_EV_RESULT);
+        CHECK_STR(r.ev[2].item.text, "2");
+        CHECK_INT(r.ev[3].kind, CP_EV_ERROR);
+        CHECK_INT(r.ev[4].kind, CP_EV_DONE);
+        CHECK_STR(r.ev[4].result,
+                  "{\"requestId\":\"inv1\",\"success\":false,\"executionCount\":3,"
+                  "\"executionTime\":0.25,\"logs\":{\"stdout\":[],\"stderr\":[]},\"results\":[],"
+                  "\"error\":{\"name\":\"ValueError\",\"value\":\"bad\",\"traceback\":\"\"},"
+                  "\"errorMessage\":\"bad\"}");
+        CHECK_INT(r.ev[5].kind, CP_EV_STDOUT);
+        CHECK_INT(r.ev[6].kind, CP_EV_FAILED);
+        CHECK_INT(r.ev[7].kind, CP_EV_DONE);
+        CHECK_STR(r.ev[7].result, FAILED_RESULT("Stream inv2 was cancelled by caller"));
+    }
+    rec_free(&r);
+    cp_stream_free(st);
+}
