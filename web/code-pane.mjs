@@ -21,6 +21,10 @@ export function canonicalLanguage(name) {
   return c in LANGUAGES ? c : null;
 }
 
+// The script that draws Vega-Lite charts inside their sandboxed frames: a file of its own,
+// beside the element's chunks (scripts/build-web.mjs), loaded by URL by each chart frame.
+const CHART_SCRIPT = new URL('./chunks/chart-frame.js', import.meta.url).href;
+
 const MAC = typeof navigator !== 'undefined' && /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent);
 const RUN_KEYS = MAC ? '⌘+Enter' : 'Ctrl+Enter';
 
@@ -114,7 +118,7 @@ export class CodePane extends HTMLElement {
     p.source.addEventListener('keydown', (e) => {
       if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); this.run(); }
     });
-    this.#output = new OutputView(p.output, { htmlScripts: this.hasAttribute('html-scripts') });
+    this.#output = new OutputView(p.output, { htmlScripts: this.hasAttribute('html-scripts'), chartScript: CHART_SCRIPT });
   }
 
   connectedCallback() {

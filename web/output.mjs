@@ -8,8 +8,8 @@
 // innerHTML; ANSI colours become class names; PNG/JPEG/SVG are <img> data: URLs (SVG is
 // never inlined); HTML, Markdown and LaTeX go into an opaque-origin iframe
 // (sandbox="allow-scripts", never allow-same-origin) whose srcdoc carries a CSP with no
-// network; JSON becomes a tree of text nodes. Vega-Lite charts are the one exception that
-// renders in the host document (see renderChart).
+// network; Vega-Lite charts too, drawn by a script of ours that the frame's CSP allows by
+// its URL (chart-frame.mjs); JSON becomes a tree of text nodes.
 import Anser from 'anser';
 
 import outputCss from './output.css';
@@ -753,6 +753,8 @@ class StreamView {
 
 /** The iframes that may report their height, by id; one window listener serves them all. */
 const frames = new Map();
+/** A chart frame's handler of its reports ({chartDrawn}, {chartFailed}, {chartError}), by id. */
+const chartReports = new Map();
 let frameListener = false;
 
 const FRAME_CSS = `
@@ -766,6 +768,9 @@ thead th{background:#8881}
 img,svg,video{max-width:100%;height:auto}
 pre,code{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace}
 math[display=block]{font-size:1.2em;margin:.3em 0}
+#chart{overflow-x:auto}
+.tip{position:fixed;z-index:1;pointer-events:none;max-width:20rem;padding:.3rem .5rem;border:1px solid #8886;
+border-radius:4px;background:Canvas;color:CanvasText;font-size:12px;white-space:pre-wrap;box-shadow:0 2px 6px #0003}
 `;
 
 /**
@@ -792,8 +797,10 @@ function onFrameMessage(event) {
   if (!iframe || event.source !== iframe.contentWindow) return;
   if (!iframe.isConnected) {
     frames.delete(data.codepaneFrame);
+    chartReports.delete(data.codepaneFrame);
     return;
   }
+  chartReports.get(data.codepaneFrame)?.(data);
   if (typeof data.height === 'number' && Number.isFinite(data.height)) {
     const height = Math.min(Math.max(Math.ceil(data.height), LIMITS.frameMinHeight), LIMITS.frameMaxHeight);
     iframe.style.height = `${height}px`;
@@ -809,28 +816,34 @@ function onFrameMessage(event) {
  * An opaque-origin iframe showing untrusted HTML: sandbox="allow-scripts" without
  * allow-same-origin, and a CSP that allows no network at all. Without htmlScripts only our
  * nonce'd resizer runs; with it, inline scripts run too (a nonce would disable
- * 'unsafe-inline', so there is none).
+ * 'unsafe-inline', so there is none). `script`, an absolute URL, is one more script of
+ * ours that the CSP allows by that URL and the frame loads before its body.
  * @returns {{iframe: HTMLIFrameElement, id: string}}
  */
-function sandboxFrame(html, { scripts, dark, title }) {
+function sandboxFrame(html, { scripts, dark, title, script = null }) {
   if (!frameListener) {
     window.addEventListener('message', onFrameMessage);
     frameListener = true;
   }
   const id = randomId();
   const nonce = randomId();
-  const scriptSrc = scripts ? "'unsafe-inline'" : `'nonce-${nonce}'`;
+  const scriptSrc = (scripts ? "'unsafe-inline'" : `'nonce-${nonce}'`) + (script ? ` ${script}` : '');
   const csp = `default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; ` +
     `script-src ${scriptSrc}; form-action 'none'; base-uri 'none'`;
   const iframe = el('iframe', 'cp-frame');
   iframe.setAttribute('sandbox', 'allow-scripts');
   iframe.title = title;
   iframe.style.height = `${LIMITS.frameMinHeight}px`;
-  iframe.srcdoc = `<!doctype html><html data-theme="${dark ? 'dark' : 'light'}"><head><meta charset="utf-8">` +
-    `<meta http-equiv="Content-Security-Policy" content="${csp}"><style>${FRAME_CSS}</style>` +
-    `<script${scripts ? '' : ` nonce="${nonce}"`}>${frameScript(id)}</script></head><body>${html}</body></html>`;
+  iframe.srcdoc = `<!doctype html><html data-theme="${dark ? 'dark' : 'light'}" data-frame="${id}"><head>` +
+    `<meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="${csp}"><style>${FRAME_CSS}</style>` +
+    `<script${scripts ? '' : ` nonce="${nonce}"`}>${frameScript(id)}</script>` +
+    `${script ? `<script src="${escapeAttr(script)}"></script>` : ''}</head><body>${html}</body></html>`;
   frames.set(id, iframe);
   return { iframe, id };
+}
+
+function escapeAttr(text) {
+  return text.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
 }
 
 // ---------------------------------------------------------------------------------------
@@ -961,94 +974,6 @@ function jsonLeaf(value) {
   return el('span', `cp-json-${type}`, type === 'string' ? JSON.stringify(value) : String(value));
 }
 
-// Vega-Lite charts.
-
-/** A loader that refuses every URL: chart data must be inline (no network, no files). */
-const REFUSING_LOADER = Object.freeze({
-  load: refuseUrl, sanitize: refuseUrl, http: refuseUrl, file: refuseUrl,
-});
-
-async function refuseUrl(uri) {
-  throw new Error(`refused ${String(uri)}: chart data must be inline`);
-}
-
-/**
- * A Vega logger that shows errors in the chart's box, and data that failed to load (Vega
- * logs a refused URL as a warning); other warnings (a spec's older $schema) stay quiet.
- */
-function chartLogger(report) {
-  let level = 1; // vega.Error
-  const text = (args) => args.map((a) => (a instanceof Error ? a.message : String(a))).join(' ');
-  const logger = {
-    level(l) {
-      if (l === undefined) return level;
-      level = l;
-      return logger;
-    },
-    error(...args) { report(text(args)); return logger; },
-    warn(...args) {
-      if (args[0] === 'Loading failed') report(text(args.slice(2)));
-      else if (level >= 2) console.warn('[chart]', text(args));
-      return logger;
-    },
-    info() { return logger; },
-    debug() { return logger; },
-  };
-  return logger;
-}
-
-/**
- * A Vega tooltip handler that writes text, unlike vega-tooltip's default (innerHTML into
- * the host page, and an <img> for an `image` field that would load any URL).
- */
-function chartTooltip(box) {
-  let tip = null;
-  return (_handler, event, _item, value) => {
-    if (value === null || value === undefined || value === '') {
-      tip?.remove();
-      tip = null;
-      return;
-    }
-    if (!tip?.isConnected) tip = box.appendChild(el('div', 'cp-chart-tip'));
-    tip.textContent = value !== null && typeof value === 'object'
-      ? Object.entries(value).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join('\n')
-      : String(value);
-    tip.style.left = `${event.clientX + 12}px`;
-    tip.style.top = `${event.clientY + 12}px`;
-  };
-}
-
-/** A copy of a chart spec without usermeta.embedOptions, which vega-embed would let override ours. */
-function safeSpec(chart) {
-  const spec = typeof chart === 'string' ? JSON.parse(chart) : chart;
-  if (!spec || typeof spec !== 'object' || Array.isArray(spec)) throw new Error('the chart is not a Vega-Lite spec object');
-  if (!spec.usermeta?.embedOptions) return spec;
-  const { embedOptions: _dropped, ...usermeta } = spec.usermeta;
-  return { ...spec, usermeta };
-}
-
-/**
- * Renders a Vega-Lite spec as SVG with vega-embed (loaded on first use, with vega and
- * vega-lite). This is the one result that runs in the host document: Vega's expression
- * language is its sandbox, so the spec gets no URL, no embed options of its own, and the
- * AST interpreter instead of generated code (which also works under a host CSP without
- * 'unsafe-eval').
- * @returns {Promise<{finalize(): void}>} the Vega view
- */
-async function renderChart(box, target, chart, dark, report) {
-  const { default: embed } = await import('vega-embed');
-  const result = await embed(target, safeSpec(chart), {
-    renderer: 'svg',
-    actions: false,
-    ast: true,
-    loader: REFUSING_LOADER,
-    logger: chartLogger(report),
-    tooltip: chartTooltip(box),
-    theme: dark ? 'dark' : undefined,
-  });
-  return result.view;
-}
-
 // ---------------------------------------------------------------------------------------
 // The view.
 
@@ -1070,7 +995,7 @@ export class OutputView {
   #frame = 0;
   #timer = 0;
   #frameIds = new Set();
-  #charts = new Set();
+  #chartScript;
   #generation = 0;
 
   /** Whether scripts may run in the frames of HTML and Markdown results shown from now on. */
@@ -1078,12 +1003,15 @@ export class OutputView {
 
   /**
    * @param {HTMLElement} container an element inside the shadow root; the view fills it
-   * @param {{htmlScripts?: boolean, dark?: boolean}} [options]
+   * @param {{htmlScripts?: boolean, dark?: boolean, chartScript?: string|null}} [options]
+   *   chartScript: the absolute URL of dist/chunks/chart-frame.js (charts show as text
+   *   without it)
    */
-  constructor(container, { htmlScripts = false, dark = false } = {}) {
+  constructor(container, { htmlScripts = false, dark = false, chartScript = null } = {}) {
     this.#box = container;
     this.#htmlScripts = htmlScripts;
     this.#dark = dark;
+    this.#chartScript = chartScript;
     container.classList.add('cp-output');
     container.dataset.theme = dark ? 'dark' : 'light';
   }
@@ -1199,7 +1127,13 @@ export class OutputView {
     box.setAttribute('aria-busy', 'true');
     build().then((node) => {
       if (generation !== this.#generation) return;
-      body.replaceChildren(node);
+      // A node already in place (a chart's frame, which must not be moved: moving an
+      // iframe reloads it) stays; what was shown meanwhile goes.
+      if (node.parentNode === body) {
+        for (const child of [...body.childNodes]) if (child !== node) child.remove();
+      } else {
+        body.replaceChildren(node);
+      }
     }, (error) => {
       if (generation !== this.#generation) return;
       const what = KIND_NAME[kind] ?? kind;
@@ -1231,26 +1165,37 @@ export class OutputView {
   }
 
   /**
-   * A chart, drawn in place (Vega sizes it from its container) next to the text/plain
-   * fallback until it is done; errors Vega logs (a refused URL) show under it.
+   * A chart, drawn in its own sandboxed frame by chart-frame.js (vega-embed). The frame
+   * waits, invisible, over the text/plain fallback until the chart is drawn; errors Vega
+   * logs (a refused URL) show under it.
+   * @returns {Promise<HTMLIFrameElement>}
    */
-  async #chart(box, body, chart) {
-    const generation = this.#generation;
-    const target = body.appendChild(el('div', 'cp-chart'));
-    const report = (message) => {
-      box.querySelector(':scope > .cp-note')?.remove();
-      box.append(el('p', 'cp-note', `Chart: ${message}`));
-    };
-    const entry = { box, target, chart, view: null, report };
-    const dark = this.#dark;
-    entry.view = await renderChart(box, target, chart, dark, report);
-    if (generation !== this.#generation) {
-      entry.view.finalize();
-    } else {
-      this.#charts.add(entry);
-      if (dark !== this.#dark) this.#redrawChart(entry); // the theme changed while it loaded
-    }
-    return target;
+  #chart(box, body, chart) {
+    if (!this.#chartScript) return Promise.reject(new Error('no chart renderer was given to the output view'));
+    const { iframe, id } = sandboxFrame('<div id="chart"></div>', {
+      scripts: false, dark: this.#dark, title: 'Chart', script: this.#chartScript,
+    });
+    this.#frameIds.add(id);
+    // Out of the flow and unseen until drawn (at the body's width, which Vega sizes from).
+    Object.assign(iframe.style, { position: 'absolute', top: '0', visibility: 'hidden' });
+    iframe.addEventListener('load', () => {
+      iframe.contentWindow?.postMessage({ codepaneFrame: id, chart, theme: this.#dark ? 'dark' : 'light' }, '*');
+    });
+    return new Promise((resolve, reject) => {
+      chartReports.set(id, (data) => {
+        if (data.chartDrawn) {
+          Object.assign(iframe.style, { position: '', top: '', visibility: '' });
+          resolve(iframe);
+        } else if (typeof data.chartFailed === 'string') {
+          iframe.remove();
+          reject(new Error(data.chartFailed));
+        } else if (typeof data.chartError === 'string') {
+          box.querySelector(':scope > .cp-note')?.remove();
+          box.append(el('p', 'cp-note', `Chart: ${data.chartError}`));
+        }
+      });
+      body.append(iframe);
+    });
   }
 
   /** An error (name, value, traceback with ANSI colours). */
@@ -1288,10 +1233,11 @@ export class OutputView {
     this.#frame = 0;
     this.#timer = 0;
     this.#dirty.clear();
-    for (const id of this.#frameIds) frames.delete(id);
+    for (const id of this.#frameIds) {
+      frames.delete(id);
+      chartReports.delete(id);
+    }
     this.#frameIds.clear();
-    for (const chart of this.#charts) chart.view?.finalize();
-    this.#charts.clear();
     this.#items = [];
     this.#stream = null;
     this.#parsers = { stdout: new AnsiParser(), stderr: new AnsiParser() };
@@ -1305,18 +1251,8 @@ export class OutputView {
     this.#dark = dark;
     this.#box.dataset.theme = dark ? 'dark' : 'light';
     const theme = dark ? 'dark' : 'light';
+    // Charts draw again in the theme (Vega themes are set when a chart is drawn).
     for (const id of this.#frameIds) frames.get(id)?.contentWindow?.postMessage({ codepaneFrame: id, theme }, '*');
-    for (const chart of this.#charts) this.#redrawChart(chart);
-  }
-
-  /** Draws a chart again in the current theme (Vega themes are set at embed time). */
-  #redrawChart(chart) {
-    const generation = this.#generation;
-    chart.view?.finalize();
-    renderChart(chart.box, chart.target, chart.chart, this.#dark, chart.report).then((view) => {
-      if (generation === this.#generation) chart.view = view;
-      else view.finalize();
-    }, (error) => chart.report(error?.message ?? String(error)));
   }
 
   /** Everything shown, as plain text: streams, results' text/plain, errors. */

@@ -355,8 +355,8 @@ test('rare results load their renderer only when they arrive: Markdown, LaTeX, J
     "display(Latex(r'$$\\frac{a}{b}$$'))",
     "display(JSON({'name': 'codepane', 'list': [1, 2, 3]}))",
     "display(SVG('<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"40\" height=\"20\"><rect width=\"40\" height=\"20\" fill=\"red\"/></svg>'))",
-    "spec = {'$schema': 'https://vega.github.io/schema/vega-lite/v5.json', 'data': {'values': [{'a': 'x', 'b': 3}, {'a': 'y', 'b': 5}]},",
-    "        'mark': 'bar', 'encoding': {'x': {'field': 'a', 'type': 'nominal'}, 'y': {'field': 'b', 'type': 'quantitative'}}}",
+    "spec = {'$schema': 'https://vega.github.io/schema/vega-lite/v5.json', 'data': {'values': [{'a': '<b>x</b>', 'b': 3}, {'a': 'y', 'b': 5}]},",
+    "        'mark': {'type': 'bar', 'tooltip': True}, 'encoding': {'x': {'field': 'a', 'type': 'nominal'}, 'y': {'field': 'b', 'type': 'quantitative'}}}",
     "display({'application/vnd.vegalite.v5+json': spec, 'text/plain': '<chart>'}, raw=True)",
   ].join('\n');
   await typeCode(fresh, PANE, code);
@@ -364,13 +364,13 @@ test('rare results load their renderer only when they arrive: Markdown, LaTeX, J
   assert.equal(done.status, 'finished', done.result.errorMessage);
   assert.equal(done.result.results.length, 5);
   const out = fresh.locator(`${PANE} [part=output]`);
-  // Markdown and LaTeX: in sandboxed frames (LaTeX as MathML).
+  // Markdown, LaTeX and the chart: in sandboxed frames (LaTeX as MathML).
   const frames = out.locator('iframe');
-  await fresh.waitForFunction(() => document.querySelector('#pane').shadowRoot.querySelectorAll('[part=output] iframe').length === 2);
+  await fresh.waitForFunction(() => document.querySelector('#pane').shadowRoot.querySelectorAll('[part=output] iframe').length === 3);
   assert.equal(await frames.nth(0).contentFrame().locator('h1').innerText(), 'Title');
   assert.equal(await frames.nth(0).contentFrame().locator('em').innerText(), 'emphasis');
   await frames.nth(1).contentFrame().locator('math mfrac').waitFor();
-  for (let i = 0; i < 2; i++) assert.equal(await frames.nth(i).getAttribute('sandbox'), 'allow-scripts');
+  for (let i = 0; i < 3; i++) assert.equal(await frames.nth(i).getAttribute('sandbox'), 'allow-scripts');
   // JSON: a tree of text, with the keys shown.
   const tree = await out.locator('details').first().innerText();
   assert.match(tree, /name/);
@@ -379,12 +379,67 @@ test('rare results load their renderer only when they arrive: Markdown, LaTeX, J
   const svgImg = out.locator('img[src^="data:image/svg+xml"]');
   assert.equal(await svgImg.count(), 1);
   assert.equal(await out.locator('svg rect[fill="red"]').count(), 0, 'the SVG result is not inlined');
-  // The chart: drawn by vega-embed, two bars.
-  await out.locator('.vega-embed svg, .chart svg').first().waitFor();
-  assert.ok((await out.locator('path.mark-rect, .mark-rect path').count()) >= 1);
+  // The chart: drawn by vega-embed inside its frame (an opaque origin), two bars; nothing
+  // of Vega is in the page itself.
+  const chart = frames.nth(2).contentFrame();
+  await chart.locator('#chart svg').waitFor();
+  assert.equal(await chart.locator('.mark-rect path').count(), 2);
+  assert.equal(await frames.nth(2).evaluate((f) => f.style.visibility), '');
+  assert.equal(await chart.locator('html').evaluate(() => origin), 'null');
+  assert.equal(await fresh.evaluate(() => document.querySelector('#pane').shadowRoot.querySelectorAll('[part=output] svg').length), 0);
+  assert.equal(await fresh.evaluate(() => ['vega', 'vl', 'vegaEmbed'].filter((k) => k in window).length), 0);
+  // Its tooltip is text: markup in the data stays characters. (A pointer that arrives just
+  // as the chart is shown can come before Vega listens: move it until the tip shows.)
+  const tip = chart.locator('.tip');
+  for (let i = 0; i < 30 && !(await tip.count()); i++) {
+    await chart.locator('.mark-rect path').first().hover({ position: { x: 4 + (i % 8), y: 10 + i } });
+    await fresh.waitForTimeout(100);
+  }
+  assert.equal(await chart.locator('.tip').innerText(), 'a: <b>x</b>\nb: 3');
+  assert.equal(await chart.locator('.tip b').count(), 0);
+  // A theme switch draws it again, in Vega's dark theme (its background is #333).
+  const background = () => chart.locator('#chart svg').evaluate((svg) => svg.style.backgroundColor);
+  assert.equal(await background(), 'white');
+  await fresh.selectOption('#theme', 'dark');
+  await chart.locator('#chart svg[style*="rgb(51, 51, 51)"]').waitFor();
+  assert.equal(await chart.locator('.mark-rect path').count(), 2);
+  await fresh.selectOption('#theme', 'light');
+  await chart.locator('#chart svg[style*="white"]').waitFor();
   const lazy = loaded.slice(before).filter((p) => p.startsWith('/dist/chunks/'));
-  assert.ok(lazy.length >= 3, `renderers loaded on demand: ${JSON.stringify(lazy)}`);
+  assert.ok(lazy.length >= 2, `renderers loaded on demand: ${JSON.stringify(lazy)}`);
+  // The chart frame loaded its script, and nothing else.
+  const chartLoads = await chart.locator('html').evaluate(() => performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname));
+  assert.deepEqual(chartLoads, ['/dist/chunks/chart-frame.js']);
   assert.ok(!loaded.slice(0, before).some((p) => /katex|marked|vega/i.test(p)), JSON.stringify(loaded.slice(0, before)));
+  await fresh.context().close();
+});
+
+test('a chart that names a data URL is drawn without it and says so; a chart that is not a spec keeps its text', { timeout: 60_000 }, async () => {
+  const fresh = await web.page('/', { width: 1000, height: 900 });
+  await fresh.waitForFunction(() => window.playgroundReady === true);
+  const code = [
+    'from IPython.display import display',
+    "spec = {'data': {'url': 'http://127.0.0.1:9/cars.json'}, 'mark': 'point',",
+    "        'encoding': {'x': {'field': 'a', 'type': 'quantitative'}}}",
+    "display({'application/vnd.vegalite.v5+json': spec, 'text/plain': '<remote chart>'}, raw=True)",
+    "display({'application/vnd.vegalite.v5+json': [1, 2], 'text/plain': '<not a chart>'}, raw=True)",
+  ].join('\n');
+  await typeCode(fresh, PANE, code);
+  const done = await runWidget(fresh, PANE, () => fresh.keyboard.press('Control+Enter'));
+  assert.equal(done.status, 'finished', done.result.errorMessage);
+  const results = fresh.locator(`${PANE} [part=result]`);
+  await results.nth(0).locator('.cp-note').waitFor();
+  assert.equal(await results.nth(0).locator('.cp-note').innerText(),
+    'Chart: refused http://127.0.0.1:9/cars.json: chart data must be inline');
+  const frame = results.nth(0).locator('iframe');
+  assert.equal(await frame.getAttribute('sandbox'), 'allow-scripts');
+  await frame.contentFrame().locator('#chart svg').waitFor();
+  const loads = await frame.contentFrame().locator('html').evaluate(() => performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname));
+  assert.deepEqual(loads, ['/dist/chunks/chart-frame.js']);
+  await results.nth(1).locator('.cp-note').waitFor();
+  assert.equal(await results.nth(1).locator('.cp-note').innerText(), 'Could not render the chart: the chart is not a Vega-Lite spec object');
+  assert.equal(await results.nth(1).locator('pre').innerText(), '<not a chart>');
+  assert.equal(await results.nth(1).locator('iframe').count(), 0);
   await fresh.context().close();
 });
 
