@@ -1369,7 +1369,8 @@ TEST(stream_without_kept_output_emits_every_event_and_settles_without_logs_or_re
     cp_stream_keep_output(st, false);
     CHECK_INT(cp_stream_begin(st, "inv2"), 0);
     rec r = {0};
-    feed_data(st, &r, "inv1", "\"phase\":\"event\",\"eventType\":\"stdout\",\"chunk\":\"a\\u0000b\"");
+    feed_data(st, &r, "inv1",
+              "\"phase\":\"event\",\"eventType\":\"stdout\",\"chunk\":\"a\\u0000b\"");
     feed_data(st, &r, "inv1", "\"phase\":\"event\",\"eventType\":\"stderr\",\"chunk\":\"e\"");
     feed_data(st, &r, "inv1",
               "\"phase\":\"event\",\"eventType\":\"result\",\"result\":{\"isMainResult\":true,"
@@ -1377,8 +1378,9 @@ TEST(stream_without_kept_output_emits_every_event_and_settles_without_logs_or_re
     feed_data(st, &r, "inv1",
               "\"phase\":\"event\",\"eventType\":\"error\",\"error\":{\"code\":\"ValueError\","
               "\"message\":\"bad\"}");
-    feed_data(st, &r, "inv1", "\"phase\":\"end\",\"status\":\"failed\",\"executionCount\":3,"
-                              "\"executionTime\":0.25");
+    feed_data(st, &r, "inv1",
+              "\"phase\":\"end\",\"status\":\"failed\",\"executionCount\":3,"
+              "\"executionTime\":0.25");
     feed_data(st, &r, "inv2", "\"phase\":\"event\",\"eventType\":\"stdout\",\"chunk\":\"x\"");
     CHECK(cp_stream_cancel(st, "inv2", record, &r));
     CHECK_INT(r.n, 8);
