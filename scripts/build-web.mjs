@@ -37,12 +37,14 @@ const result = await esbuild.build({
 });
 await writeFile('build/web-meta.json', JSON.stringify(result.metafile));
 
-// The script of chart frames (web/chart-frame.mjs with vega-embed, vega and vega-lite): a
-// classic script, since a frame's CSP allows it by its URL and it is not a module of the
-// element's graph. The element finds it at ./chunks/chart-frame.js beside itself.
+// The scripts of the output frames: web/frame.mjs (every frame's styles, size reports,
+// theme and links) and web/chart-frame.mjs (vega-embed, vega and vega-lite). Classic
+// scripts, since each frame's CSP allows them by their URL and they are not modules of
+// the element's graph; the element finds them in ./chunks/ beside itself.
 await esbuild.build({
-  entryPoints: ['web/chart-frame.mjs'],
-  outfile: 'dist/chunks/chart-frame.js',
+  entryPoints: ['web/frame.mjs', 'web/chart-frame.mjs'],
+  outdir: 'dist/chunks',
+  entryNames: '[name]',
   bundle: true,
   format: 'iife',
   minify: true,

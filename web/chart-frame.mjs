@@ -93,6 +93,7 @@ function draw(theme) {
       const result = await embed(target, safeSpec(spec), {
         renderer: 'svg',
         actions: false,
+        defaultStyle: false, // its CSS is for the actions menu; a <style> a page's CSP may refuse
         ast: true,
         loader: REFUSING_LOADER,
         logger: logger(),

@@ -21,9 +21,13 @@ export function canonicalLanguage(name) {
   return c in LANGUAGES ? c : null;
 }
 
-// The script that draws Vega-Lite charts inside their sandboxed frames: a file of its own,
-// beside the element's chunks (scripts/build-web.mjs), loaded by URL by each chart frame.
-const CHART_SCRIPT = new URL('./chunks/chart-frame.js', import.meta.url).href;
+// The scripts of the sandboxed output frames, files of their own beside the element's
+// chunks (scripts/build-web.mjs) that each frame loads by URL: frame.js styles and sizes
+// every frame, chart-frame.js draws a Vega-Lite chart.
+const FRAME_SCRIPTS = Object.freeze({
+  frame: new URL('./chunks/frame.js', import.meta.url).href,
+  chart: new URL('./chunks/chart-frame.js', import.meta.url).href,
+});
 
 const MAC = typeof navigator !== 'undefined' && /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent);
 const RUN_KEYS = MAC ? '⌘+Enter' : 'Ctrl+Enter';
@@ -69,6 +73,25 @@ function seconds(s) {
   return s < 1 ? `${Math.max(1, Math.round(s * 1000))} ms` : `${s.toFixed(2)} s`;
 }
 
+/**
+ * The shadow roots' styles: one constructed sheet shared by every widget where the browser
+ * has them (no <style> element, so a page's Content-Security-Policy needs no 'unsafe-inline'
+ * for styles, and the CSS is parsed once), else a <style> per widget.
+ */
+let sharedSheet = null;
+function adoptStyles(root) {
+  const text = `${css}\n${outputCss}`;
+  if ('adoptedStyleSheets' in root && typeof CSSStyleSheet.prototype.replaceSync === 'function') {
+    if (!sharedSheet) {
+      sharedSheet = new CSSStyleSheet();
+      sharedSheet.replaceSync(text);
+    }
+    root.adoptedStyleSheets = [sharedSheet];
+    return '';
+  }
+  return `<style>${text}</style>`;
+}
+
 const TEMPLATE = `
 <div part="root" class="cp">
   <div part="editor" class="editor"><pre part="source" class="source" tabindex="0"></pre></div>
@@ -105,7 +128,7 @@ export class CodePane extends HTMLElement {
   constructor() {
     super();
     this.#root = this.attachShadow({ mode: 'open' });
-    this.#root.innerHTML = `<style>${css}\n${outputCss}</style>${TEMPLATE}`;
+    this.#root.innerHTML = adoptStyles(this.#root) + TEMPLATE;
     for (const el of this.#root.querySelectorAll('[part]')) this.#parts[el.getAttribute('part')] = el;
     const p = this.#parts;
     p.run.addEventListener('click', () => { this.run(); });
@@ -118,7 +141,7 @@ export class CodePane extends HTMLElement {
     p.source.addEventListener('keydown', (e) => {
       if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); this.run(); }
     });
-    this.#output = new OutputView(p.output, { htmlScripts: this.hasAttribute('html-scripts'), chartScript: CHART_SCRIPT });
+    this.#output = new OutputView(p.output, { htmlScripts: this.hasAttribute('html-scripts'), frameScripts: FRAME_SCRIPTS });
   }
 
   connectedCallback() {

@@ -749,45 +749,13 @@ class StreamView {
 }
 
 // ---------------------------------------------------------------------------------------
-// Sandboxed frames for HTML, Markdown and LaTeX.
+// Sandboxed frames for HTML, Markdown, LaTeX and charts (their script: frame.mjs).
 
 /** The iframes that may report their height, by id; one window listener serves them all. */
 const frames = new Map();
 /** A chart frame's handler of its reports ({chartDrawn}, {chartFailed}, {chartError}), by id. */
 const chartReports = new Map();
 let frameListener = false;
-
-const FRAME_CSS = `
-:root{color-scheme:light;color:#1f2328;font:14px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif}
-:root[data-theme=dark]{color-scheme:dark;color:#e6edf3}
-html,body{margin:0;background:transparent}
-body{padding:8px 12px;overflow-wrap:break-word}
-table{border-collapse:collapse;font-variant-numeric:tabular-nums}
-th,td{border:1px solid #8886;padding:3px 8px}
-thead th{background:#8881}
-img,svg,video{max-width:100%;height:auto}
-pre,code{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace}
-math[display=block]{font-size:1.2em;margin:.3em 0}
-#chart{overflow-x:auto}
-.tip{position:fixed;z-index:1;pointer-events:none;max-width:20rem;padding:.3rem .5rem;border:1px solid #8886;
-border-radius:4px;background:Canvas;color:CanvasText;font-size:12px;white-space:pre-wrap;box-shadow:0 2px 6px #0003}
-`;
-
-/**
- * Our script inside the frame: reports the content height (plus a horizontal scrollbar)
- * whenever it changes, follows theme messages from the parent, and hands link clicks to
- * the parent (a sandboxed frame cannot open tabs; navigating itself would be useless).
- */
-function frameScript(id) {
-  return `(()=>{const id=${JSON.stringify(id)},d=document.documentElement;let last=-1;
-const post=m=>parent.postMessage(Object.assign({codepaneFrame:id},m),'*');
-const size=()=>{const h=Math.ceil(d.getBoundingClientRect().height+(innerHeight-d.clientHeight));
-if(h!==last){last=h;post({height:h})}};
-new ResizeObserver(size).observe(d);addEventListener('load',size);addEventListener('resize',size);
-addEventListener('message',e=>{if(e.source===parent&&e.data&&e.data.codepaneFrame===id&&e.data.theme)d.dataset.theme=e.data.theme});
-addEventListener('click',e=>{const a=e.target.closest&&e.target.closest('a[href]');
-if(a&&!a.getAttribute('href').startsWith('#')){e.preventDefault();post({open:a.href})}});})();`;
-}
 
 /** Resizes a registered frame or opens a link it reports; anything else is ignored. */
 function onFrameMessage(event) {
@@ -814,20 +782,20 @@ function onFrameMessage(event) {
 
 /**
  * An opaque-origin iframe showing untrusted HTML: sandbox="allow-scripts" without
- * allow-same-origin, and a CSP that allows no network at all. Without htmlScripts only our
- * nonce'd resizer runs; with it, inline scripts run too (a nonce would disable
- * 'unsafe-inline', so there is none). `script`, an absolute URL, is one more script of
- * ours that the CSP allows by that URL and the frame loads before its body.
+ * allow-same-origin, and a CSP that allows no network at all. Its scripts are ours, by URL
+ * (`scripts`: frame.js, which styles and sizes it, and for a chart chart-frame.js); with
+ * htmlScripts inline scripts of the HTML run too. A page's own CSP applies on top (a srcdoc
+ * frame inherits it), which is why nothing of ours in the frame is inline.
+ * @param {string[]} scripts absolute URLs
  * @returns {{iframe: HTMLIFrameElement, id: string}}
  */
-function sandboxFrame(html, { scripts, dark, title, script = null }) {
+function sandboxFrame(html, { htmlScripts, dark, title, scripts }) {
   if (!frameListener) {
     window.addEventListener('message', onFrameMessage);
     frameListener = true;
   }
   const id = randomId();
-  const nonce = randomId();
-  const scriptSrc = (scripts ? "'unsafe-inline'" : `'nonce-${nonce}'`) + (script ? ` ${script}` : '');
+  const scriptSrc = [...(htmlScripts ? ["'unsafe-inline'"] : []), ...scripts].join(' ') || "'none'";
   const csp = `default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; ` +
     `script-src ${scriptSrc}; form-action 'none'; base-uri 'none'`;
   const iframe = el('iframe', 'cp-frame');
@@ -835,9 +803,9 @@ function sandboxFrame(html, { scripts, dark, title, script = null }) {
   iframe.title = title;
   iframe.style.height = `${LIMITS.frameMinHeight}px`;
   iframe.srcdoc = `<!doctype html><html data-theme="${dark ? 'dark' : 'light'}" data-frame="${id}"><head>` +
-    `<meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="${csp}"><style>${FRAME_CSS}</style>` +
-    `<script${scripts ? '' : ` nonce="${nonce}"`}>${frameScript(id)}</script>` +
-    `${script ? `<script src="${escapeAttr(script)}"></script>` : ''}</head><body>${html}</body></html>`;
+    `<meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="${escapeAttr(csp)}">` +
+    scripts.map((url) => `<script src="${escapeAttr(url)}"></script>`).join('') +
+    `</head><body>${html}</body></html>`;
   frames.set(id, iframe);
   return { iframe, id };
 }
@@ -995,7 +963,7 @@ export class OutputView {
   #frame = 0;
   #timer = 0;
   #frameIds = new Set();
-  #chartScript;
+  #frameScripts;
   #generation = 0;
 
   /** Whether scripts may run in the frames of HTML and Markdown results shown from now on. */
@@ -1003,15 +971,17 @@ export class OutputView {
 
   /**
    * @param {HTMLElement} container an element inside the shadow root; the view fills it
-   * @param {{htmlScripts?: boolean, dark?: boolean, chartScript?: string|null}} [options]
-   *   chartScript: the absolute URL of dist/chunks/chart-frame.js (charts show as text
-   *   without it)
+   * @param {{htmlScripts?: boolean, dark?: boolean,
+   *   frameScripts?: {frame: string, chart: string}|null}} [options]
+   *   frameScripts: the absolute URLs of dist/chunks/frame.js and chart-frame.js, the
+   *   scripts of the output frames (without them, HTML, Markdown, LaTeX and charts show
+   *   as text)
    */
-  constructor(container, { htmlScripts = false, dark = false, chartScript = null } = {}) {
+  constructor(container, { htmlScripts = false, dark = false, frameScripts = null } = {}) {
     this.#box = container;
     this.#htmlScripts = htmlScripts;
     this.#dark = dark;
-    this.#chartScript = chartScript;
+    this.#frameScripts = frameScripts;
     container.classList.add('cp-output');
     container.dataset.theme = dark ? 'dark' : 'light';
   }
@@ -1155,7 +1125,10 @@ export class OutputView {
 
   /** A sandboxed frame for HTML, registered so that clear() and setDark() reach it. */
   #sandbox(html, title) {
-    const { iframe, id } = sandboxFrame(html, { scripts: this.#htmlScripts, dark: this.#dark, title });
+    if (!this.#frameScripts) throw new Error('no frame scripts were given to the output view');
+    const { iframe, id } = sandboxFrame(html, {
+      htmlScripts: this.#htmlScripts, dark: this.#dark, title, scripts: [this.#frameScripts.frame],
+    });
     this.#frameIds.add(id);
     // The theme may change before the frame has loaded; tell it the current one then.
     iframe.addEventListener('load', () => {
@@ -1171,9 +1144,10 @@ export class OutputView {
    * @returns {Promise<HTMLIFrameElement>}
    */
   #chart(box, body, chart) {
-    if (!this.#chartScript) return Promise.reject(new Error('no chart renderer was given to the output view'));
+    if (!this.#frameScripts) return Promise.reject(new Error('no frame scripts were given to the output view'));
     const { iframe, id } = sandboxFrame('<div id="chart"></div>', {
-      scripts: false, dark: this.#dark, title: 'Chart', script: this.#chartScript,
+      htmlScripts: false, dark: this.#dark, title: 'Chart',
+      scripts: [this.#frameScripts.frame, this.#frameScripts.chart],
     });
     this.#frameIds.add(id);
     // Out of the flow and unseen until drawn (at the body's width, which Vega sizes from).

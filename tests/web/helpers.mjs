@@ -12,12 +12,13 @@ const DEFENCES = /violates the following Content Security Policy|The frame attem
 
 /**
  * Start a server and a browser; `ctx.page()` opens a page that records console problems.
- * @param {{uidBase: number, args?: string[]}} opts
+ * @param {{uidBase: number, args?: string[], site?: string}} opts (site: the web root,
+ *   default the built site, build/web)
  */
-export async function startWeb({ uidBase, args = [] }) {
+export async function startWeb({ uidBase, args = [], site = SITE }) {
   // A slot per language's kernel and a spare, so that a page using all four languages in
   // one session never evicts one of them (the default is a slot per core).
-  const server = await startServer({ uidBase, args: ['--kernels', 'all', '--max-runs', '6', '--web-root', SITE, ...args] });
+  const server = await startServer({ uidBase, args: ['--kernels', 'all', '--max-runs', '6', '--web-root', site, ...args] });
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',

@@ -407,9 +407,9 @@ test('rare results load their renderer only when they arrive: Markdown, LaTeX, J
   await chart.locator('#chart svg[style*="white"]').waitFor();
   const lazy = loaded.slice(before).filter((p) => p.startsWith('/dist/chunks/'));
   assert.ok(lazy.length >= 2, `renderers loaded on demand: ${JSON.stringify(lazy)}`);
-  // The chart frame loaded its script, and nothing else.
+  // The chart frame loaded its two scripts, and nothing else.
   const chartLoads = await chart.locator('html').evaluate(() => performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname));
-  assert.deepEqual(chartLoads, ['/dist/chunks/chart-frame.js']);
+  assert.deepEqual(chartLoads, ['/dist/chunks/frame.js', '/dist/chunks/chart-frame.js']);
   assert.ok(!loaded.slice(0, before).some((p) => /katex|marked|vega/i.test(p)), JSON.stringify(loaded.slice(0, before)));
   await fresh.context().close();
 });
@@ -435,7 +435,7 @@ test('a chart that names a data URL is drawn without it and says so; a chart tha
   assert.equal(await frame.getAttribute('sandbox'), 'allow-scripts');
   await frame.contentFrame().locator('#chart svg').waitFor();
   const loads = await frame.contentFrame().locator('html').evaluate(() => performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname));
-  assert.deepEqual(loads, ['/dist/chunks/chart-frame.js']);
+  assert.deepEqual(loads, ['/dist/chunks/frame.js', '/dist/chunks/chart-frame.js']);
   await results.nth(1).locator('.cp-note').waitFor();
   assert.equal(await results.nth(1).locator('.cp-note').innerText(), 'Could not render the chart: the chart is not a Vega-Lite spec object');
   assert.equal(await results.nth(1).locator('pre').innerText(), '<not a chart>');
