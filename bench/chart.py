@@ -64,7 +64,7 @@ def main():
         S = json.load(fh)["summary"]
     fig, axes = plt.subplots(2, 4, figsize=(18, 8.5), gridspec_kw={"width_ratios": [1.45, 1, 1, 1]})
     w = S["warm"]
-    floor = (S["floor"].get("wsInterleaved") or S["floor"].get("ws") or {}).get("median")
+    floor = (S["floor"].get("warm") or {}).get("median")
     bars(axes[0][0], [
         ("codepane\nNode client", w.get("clientPy"), CODEPANE),
         ("codepane\nraw ws", w.get("rawPy"), CODEPANE),

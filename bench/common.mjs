@@ -12,6 +12,16 @@ import { ROOT, kernelProcesses } from '../tests/server/harness.mjs';
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const log = (...a) => console.error('[bench]', ...a);
 
+/** Close a WebSocket, terminating it when the close handshake takes over 2 s. */
+export function closeWs(ws) {
+  return new Promise((resolve) => {
+    if (ws.readyState === WebSocket.CLOSED) return resolve();
+    const t = setTimeout(() => { ws.terminate(); resolve(); }, 2000);
+    ws.once('close', () => { clearTimeout(t); resolve(); });
+    ws.close();
+  });
+}
+
 // ---- statistics ---------------------------------------------------------------------------
 
 /** median, min, max (and n, p90) of samples; null for none. */
@@ -139,7 +149,7 @@ export async function wsEchoFloor(children, { trips = 200, gapMs = 5, ...echoOpt
 
 // ---- floor 2: a bare bwrap spawn of python3 ---------------------------------------------
 
-export const BWRAP_ARGV = ['bwrap', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-all',
+const BWRAP_ARGV = ['bwrap', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-all',
   '--die-with-parent', '/usr/bin/python3', '-c', 'print(1)'];
 
 /** Spawn `argv` and time it: ms to the first stdout byte and to the exit. */
@@ -198,6 +208,11 @@ export function cpuTicks(pid) {
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14, 15)
   } catch { return null; }
+}
+
+/** CPU time (ticks) of a set of processes together; those gone count 0. */
+export function cpuTicksOf(pids) {
+  return pids.reduce((a, p) => a + (cpuTicks(p) ?? 0), 0);
 }
 
 /** Wait until `pid` has used at most one tick of CPU in `quietMs` (idle), or `maxMs`. */
@@ -320,7 +335,7 @@ const NO_INIT = 'import importlib.util, sys, types\nspec = importlib.util.find_s
   'pkg = types.ModuleType("IPython"); pkg.__path__ = list(spec.submodule_search_locations)\n' +
   'pkg.__spec__ = spec; pkg.__file__ = spec.origin\n' +
   'sys.modules["IPython"] = pkg\nimport IPython.core.getipython as g\npkg.get_ipython = g.get_ipython\n';
-export const SHELL_VARIANTS = [
+const SHELL_VARIANTS = [
   { label: 'python3 -I, nothing imported', code: 'pass\n' },
   { label: 'an IPython InteractiveShell (what the codepane kernel starts)', code: SHELL },
   { label: 'the same with jedi blocked (sys.modules["jedi"] = None)', code: `import sys\nsys.modules["jedi"] = None\n${SHELL}` },

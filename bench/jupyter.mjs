@@ -11,27 +11,19 @@
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { freePort } from '../tests/server/harness.mjs';
+import { closeWs, sleep } from './common.mjs';
 
 const BENCH_DIR = fileURLToPath(new URL('./', import.meta.url));
 const PYTHON = '/usr/bin/python3'; // Debian's, which has jupyter_server (a pyenv one may not)
 const READY_MS = 30000;
 const STOP_GRACE_MS = 8000;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort() {
-  const srv = net.createServer();
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 /** Pids of every process below `root` (children, their children, ...). */
-export function descendants(root) {
+function descendants(root) {
   const kids = new Map();
   for (const pid of readdirSync('/proc')) {
     if (!/^[0-9]+$/.test(pid)) continue;
@@ -243,13 +235,7 @@ export class JupyterKernel {
   async close() {
     const ws = this.ws;
     this.ws = null;
-    if (ws && ws.readyState !== WebSocket.CLOSED) {
-      await new Promise((resolve) => {
-        const t = setTimeout(() => { ws.terminate(); resolve(); }, 2000);
-        ws.once('close', () => { clearTimeout(t); resolve(); });
-        ws.close();
-      });
-    }
+    if (ws) await closeWs(ws);
   }
 
   /** Close the WebSocket and DELETE the kernel. */

@@ -26,15 +26,15 @@
 // Options: --runs N (warm runs per language, default 30), --cold N (cold python samples,
 // default 10), --cold-other N (cold samples of the other languages, default 5),
 // --gap MS (pause between samples of the warm and floor loops, default 10).
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import WebSocket from 'ws';
 import {
-  ROOT, createSession, invocationId, kernelProcesses, openWs, post, startServer,
+  ROOT, createSession, invocationId, kernelProcesses, openWs, releaseSession, runFrame, startServer,
 } from '../tests/server/harness.mjs';
-import { log, sleep, stats, waitPoolReady, wsEchoFloor } from './common.mjs'; // log: progress, on stderr
+import {
+  closeWs, log, machine, sleep, stats, waitPoolReady, wsEchoFloor, // log: progress, on stderr
+} from './common.mjs';
 
 // ---- options ------------------------------------------------------------------------------
 
@@ -115,10 +115,7 @@ function timedRun(ws, code, language, { timeoutMs = 60000 } = {}) {
       }
     };
     ws.on('message', onMessage);
-    const frame = JSON.stringify({
-      invocationId: id, source: 'SDK', target: 'wuying_codespace',
-      data: { method: 'run_code', mode: 'stream', params: { language, timeoutS: 60, code } },
-    });
+    const frame = runFrame(id, code, language);
     t0 = performance.now();
     ws.send(frame);
   });
@@ -133,18 +130,7 @@ function checkRun(r, what) {
   }
 }
 
-async function release(server, session) {
-  await post(`${server.base}/mcp/releaseSessionAsync`, { sessionId: session.sessionId }).catch(() => {});
-}
-
-function closeWs(ws) {
-  return new Promise((resolve) => {
-    if (ws.readyState === WebSocket.CLOSED) return resolve();
-    const t = setTimeout(() => { ws.terminate(); resolve(); }, 2000);
-    ws.once('close', () => { clearTimeout(t); resolve(); });
-    ws.close();
-  });
-}
+const release = (server, session) => releaseSession(server, session).catch(() => {});
 
 // ---- measurements -----------------------------------------------------------------------------
 
@@ -221,25 +207,6 @@ async function echoFloor(children, { inProcess = false } = {}) {
   return { stats: stats(samples), bytes };
 }
 
-// ---- machine facts --------------------------------------------------------------------------
-
-function machine() {
-  const cpus = os.cpus();
-  let commit = '?', dirty = '';
-  try {
-    commit = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const st = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' });
-    if (st.trim()) dirty = ' (with uncommitted changes)';
-  } catch { /* not a checkout */ }
-  let governor = null;
-  try { governor = readFileSync('/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor', 'utf8').trim(); } catch { /* none */ }
-  return {
-    cores: cpus.length, model: cpus[0]?.model ?? '?',
-    memGiB: os.totalmem() / 2 ** 30, kernel: `${os.type()} ${os.release()}`, node: process.version,
-    load: os.loadavg().map((x) => x.toFixed(2)).join(' '), commit: commit + dirty, governor,
-  };
-}
-
 // ---- the report -----------------------------------------------------------------------------
 
 function report({ results, floor, floorSame, mach, started, elapsedS }) {
@@ -247,7 +214,7 @@ function report({ results, floor, floorSame, mach, started, elapsedS }) {
   L.push('# codepane-server: kernels vs one process per run (first-output latency)');
   L.push('');
   L.push(`Run ${started.toISOString()} by \`node bench/kernels.mjs --runs ${RUNS}\` ` +
-    `(${elapsedS.toFixed(0)} s), commit ${mach.commit}.`);
+    `(${elapsedS.toFixed(0)} s), commit ${mach.commit}${mach.dirty ? ' (with uncommitted changes)' : ''}.`);
   L.push('');
   L.push('## Machine');
   L.push('');
@@ -255,8 +222,9 @@ function report({ results, floor, floorSame, mach, started, elapsedS }) {
   L.push(`- memory: ${mach.memGiB.toFixed(1)} GiB`);
   L.push(`- kernel: ${mach.kernel}`);
   L.push(`- node: ${mach.node}`);
-  L.push(`- load average (1, 5, 15 min) at the start: ${mach.load}; at the end: ${mach.loadEnd}` +
-    (Number(mach.load.split(' ')[0]) > mach.cores || Number(mach.loadEnd.split(' ')[0]) > mach.cores
+  const load = (l) => l.map((x) => x.toFixed(2)).join(' ');
+  L.push(`- load average (1, 5, 15 min) at the start: ${load(mach.loadStart)}; at the end: ${load(mach.loadEnd)}` +
+    (mach.loadStart[0] > mach.cores || mach.loadEnd[0] > mach.cores
       ? ' (**busy machine: other work ran during the bench; the figures are noisier than they should be**)' : ''));
   L.push('');
   L.push('## First stdout frame, ms: median (min–max)');
@@ -384,7 +352,7 @@ async function main() {
     } catch (e) { r.errors.push(`warm B: ${e.message}`); log(e.message); }
   }
 
-  mach.loadEnd = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  mach.loadEnd = os.loadavg();
   const md = report({ results, floor, floorSame, mach, started, elapsedS: (performance.now() - t0) / 1000 });
   mkdirSync(OUT_DIR, { recursive: true });
   writeFileSync(OUT_FILE, md);

@@ -30,10 +30,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import WebSocket from 'ws';
-import { ROOT, createSession, invocationId, kernelProcesses, post, startServer } from '../tests/server/harness.mjs';
 import {
-  cpuTicks, log, machine, memoryOf, pipeFloor, shellVariants, sleep, spawnFloor, startEcho, waitIdle, waitPoolReady,
+  ROOT, createSession, expectOnlyKernels, invocationId, kernelProcesses, openWs, releaseSession, runFrame, startServer,
+} from '../tests/server/harness.mjs';
+import {
+  closeWs, cpuTicks, cpuTicksOf, log, machine, memoryOf, pipeFloor, shellVariants, sleep, spawnFloor, startEcho, waitIdle, waitPoolReady,
   wasmSections, withTimeout, wsEchoFloor,
 } from './common.mjs';
 import { clientHops, epoch, serverHops } from './hops.mjs';
@@ -81,9 +82,9 @@ const O = {
 
 const UID_A = 64800, SLOTS_A = 24;
 const UID_B = 64832, SLOTS_B = 8;
-export const ARGS_A = ['--kernels', 'all', '--kernel-pool', 'python=1', '--max-runs', String(SLOTS_A),
+const ARGS_A = ['--kernels', 'all', '--kernel-pool', 'python=1', '--max-runs', String(SLOTS_A),
   '--max-output-bytes', '16M', '--max-sessions', '64', '--kernels-per-session', '4', '--max-conns-per-ip', '64'];
-export const ARGS_B = ['--kernels', 'all', '--kernel-pool', 'none', '--max-runs', String(SLOTS_B)];
+const ARGS_B = ['--kernels', 'all', '--kernel-pool', 'none', '--max-runs', String(SLOTS_B)];
 
 const BIG_LOOP = "line = 'x' * 99\nfor i in range(100000):\n    print(line)\n"; // 100,000 lines of 100 bytes
 const CODE = {
@@ -152,17 +153,7 @@ class CodepaneWs {
 
   static async open(server) {
     const session = await createSession(server);
-    return new CodepaneWs(server, session, await CodepaneWs.connect(session));
-  }
-
-  static async connect(session) {
-    const ws = new WebSocket(session.wsUrl, { headers: { 'X-Access-Token': session.token }, perMessageDeflate: false });
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-      ws.once('unexpected-response', (_q, res) => reject(new Error(`codepane WebSocket: HTTP ${res.statusCode}`)));
-    });
-    return ws;
+    return new CodepaneWs(server, session, await openWs(session));
   }
 
   /** One streaming run; times in ms from ws.send (see JupyterKernel.execute). */
@@ -200,35 +191,19 @@ class CodepaneWs {
           ok: !refused && d.status === 'finished', error: refused ? String(d.error) : (d.executionError ?? null),
         });
       });
-      const frame = JSON.stringify({
-        invocationId: id, source: 'SDK', target: 'wuying_codespace',
-        data: { method: 'run_code', mode: 'stream', params: { language, timeoutS: 60, code } },
-      });
+      const frame = runFrame(id, code, language);
       t0 = performance.now();
       this.ws.send(frame);
     });
   }
 
   async close() {
-    const ws = this.ws;
-    if (ws.readyState !== WebSocket.CLOSED) {
-      await new Promise((resolve) => {
-        const t = setTimeout(() => { ws.terminate(); resolve(); }, 2000);
-        ws.once('close', () => { clearTimeout(t); resolve(); });
-        ws.close();
-      });
-    }
-    await post(`${this.server.base}/mcp/releaseSessionAsync`, { sessionId: this.session.sessionId }).catch(() => {});
+    await closeWs(this.ws);
+    await releaseSession(this.server, this.session).catch(() => {});
   }
 }
 
 // ---- codepane: the package's Node client --------------------------------------------------
-
-let clientApi = null;
-async function client() {
-  clientApi ??= await import('../dist/node.mjs');
-  return clientApi;
-}
 
 /** One run through session.code.run with streamBeta; times in ms from the call. */
 async function clientRun(session, code, language) {
@@ -321,7 +296,7 @@ async function warmSerial(driver, code, n, gapMs) {
  * them together): the pool's refill and the warm-ups are over. */
 async function waitQuiet(server, slots, timeoutMs = 20000) {
   const t0 = Date.now();
-  const total = () => pidsOfUid(server.uidBase, slots).reduce((a, p) => a + (cpuTicks(p) ?? 0), 0);
+  const total = () => cpuTicksOf(pidsOfUid(server.uidBase, slots));
   let last = total(), since = Date.now();
   while (Date.now() - t0 < timeoutMs) {
     await sleep(100);
@@ -337,7 +312,7 @@ async function waitQuiet(server, slots, timeoutMs = 20000) {
  * the result's `cpu` is ms of CPU per run for the client (this process) and each set. */
 async function rps(list, pids = {}) {
   const samples = [];
-  const ticks = () => Object.fromEntries(Object.entries(pids).map(([k, ps]) => [k, ps.reduce((a, p) => a + (cpuTicks(p) ?? 0), 0)]));
+  const ticks = () => Object.fromEntries(Object.entries(pids).map(([k, ps]) => [k, cpuTicksOf(ps)]));
   let runs = 0;
   const before = ticks();
   const c0 = process.cpuUsage();
@@ -419,19 +394,10 @@ async function live(driver) {
 // ---- codepane's pool ------------------------------------------------------------------------
 
 /** Wait until a server has no sandbox process at all (B between cold samples). */
-async function waitNoKernels(server, slots, timeoutMs = 15000) {
-  const t0 = Date.now();
-  for (;;) {
-    const { kernels, others } = kernelProcesses(server.uidBase, { slots, serverPid: server.pid });
-    if (!kernels.length && !others.length) return;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`codepane B: sandboxes left ${JSON.stringify(kernels)} ${others.join(' ')}`);
-    await sleep(50);
-  }
-}
+const waitNoKernels = (server) => expectOnlyKernels(server.uidBase, { max: 0, ms: 15000, serverPid: server.pid });
 
-/** Pids whose real uid is in [uid, uid + count) (count 1: a sandbox slot's whole process
- * set), from one pass over /proc. */
-function pidsOfUid(uid, count = 1) {
+/** Pids whose real uid is in [uid, uid + count), from one pass over /proc. */
+function pidsOfUid(uid, count) {
   const out = [];
   for (const pid of readdirSync('/proc')) {
     if (!/^[0-9]+$/.test(pid)) continue;
@@ -448,7 +414,7 @@ function pidsOfUid(uid, count = 1) {
 /** codepane, the Node client: connect({server}) → first onStdout of print('x'). The pool
  * holds a ready kernel before each sample (as on a server that is not flooded). */
 async function coldClient(A) {
-  const { connect } = await client();
+  const { connect } = await import('../dist/node.mjs');
   const total = [];
   for (let i = 0; i < O.cold; i++) {
     await waitPoolReady(A, SLOTS_A);
@@ -499,7 +465,7 @@ async function coldRaw(server, prepare) {
     prepare,
     start: () => createSession(server),
     connect: async (session) => {
-      const cp = new CodepaneWs(server, session, await CodepaneWs.connect(session));
+      const cp = new CodepaneWs(server, session, await openWs(session));
       return { ...drivers.raw(cp, 'python'), close: () => cp.close() };
     },
   });
@@ -532,7 +498,7 @@ async function coldJupyter(J) {
  * the kernel (all of its sandbox's processes, or the ipykernel), from /proc deltas. */
 async function cpuProfile(driver, code, pids) {
   const hz = 100; // USER_HZ on Linux
-  const before = Object.fromEntries(Object.entries(pids).map(([k, ps]) => [k, ps.reduce((a, p) => a + (cpuTicks(p) ?? 0), 0)]));
+  const before = Object.fromEntries(Object.entries(pids).map(([k, ps]) => [k, cpuTicksOf(ps)]));
   const c0 = process.cpuUsage();
   const r = await driver.run(code);
   const c1 = process.cpuUsage(c0);
@@ -541,7 +507,7 @@ async function cpuProfile(driver, code, pids) {
     wallMs: r.end, lastMs: r.chunks?.at(-1)?.[0] ?? null, chunks: r.chunks?.length ?? 0, bytes: r.bytes,
     loopMs: loop ? Number(loop[1]) : null, clientMs: (c1.user + c1.system) / 1000,
   };
-  for (const [k, ps] of Object.entries(pids)) out[`${k}Ms`] = ((ps.reduce((a, p) => a + (cpuTicks(p) ?? 0), 0) - before[k]) * 1000) / hz;
+  for (const [k, ps] of Object.entries(pids)) out[`${k}Ms`] = ((cpuTicksOf(ps) - before[k]) * 1000) / hz;
   return out;
 }
 
@@ -585,7 +551,7 @@ async function main() {
   // The machine is shared, so the systems (and the floor) are sampled interleaved: noise
   // from other work falls on all of them alike. The same sessions then serve the other
   // warm workloads, one system at a time.
-  const { connect } = await client();
+  const { connect } = await import('../dist/node.mjs');
   R.rps = {};
   R.plot = {};
   R.big = {};
@@ -628,10 +594,9 @@ async function main() {
     R.big.raw = await pick('10 MB codepane ws', () => big(drivers.raw(cp, 'python')));
     R.live.raw = await pick('live codepane ws', () => live(drivers.raw(cp, 'python')));
     log('profile: CPU per process of a 10 MB run');
-    const pythonKernels = kernelProcesses(A.uidBase, { slots: SLOTS_A, serverPid: A.pid }).kernels
-      .filter((k) => k.lang === 'python').map((k) => k.pid);
-    const kernelPids = kernelProcesses(A.uidBase, { slots: SLOTS_A, serverPid: A.pid }).kernels.map((k) => pidsOfUid(k.uid)).flat();
-    const pids = { server: [A.pid], kernel: kernelPids };
+    const kernelsA = kernelProcesses(A.uidBase, { slots: SLOTS_A, serverPid: A.pid }).kernels;
+    const pythonKernels = kernelsA.filter((k) => k.lang === 'python').map((k) => k.pid);
+    const pids = { server: [A.pid], kernel: kernelsA.flatMap((k) => k.pids) };
     R.profile.bigRaw = await pick('profile 10 MB ws', () => cpuProfile(drivers.raw(cp, 'python'), CODE.bigTimed, pids));
     R.profile.bigOneWriteRaw = await pick('profile 10 MB in one write, ws', () => cpuProfile(drivers.raw(cp, 'python'), CODE.bigOneWrite, pids));
     R.profile.bigFdRaw = await pick('profile 10 MB by os.write, ws', () => cpuProfile(drivers.raw(cp, 'python'), CODE.bigFd, pids));
@@ -690,7 +655,7 @@ async function main() {
       const ds = cps.map((cp) => drivers.raw(cp, 'python'));
       const pids = {
         server: [A.pid],
-        kernels: kernelProcesses(A.uidBase, { slots: SLOTS_A, serverPid: A.pid }).kernels.map((k) => pidsOfUid(k.uid)).flat(),
+        kernels: kernelProcesses(A.uidBase, { slots: SLOTS_A, serverPid: A.pid }).kernels.flatMap((k) => k.pids),
       };
       R.rps.raw1 = await pick('rps codepane 1', () => rps(ds.slice(0, 1), pids));
       for (const p of O.parallel) R.rps[`raw${p}`] = await pick(`rps codepane ${p}`, () => rps(ds.slice(0, p), pids));
@@ -724,8 +689,8 @@ async function main() {
   R.cold.client = await pick('cold codepane client', () => coldClient(A));
   R.cold.raw = await pick('cold codepane ws', () => coldRaw(A, () => waitPoolReady(A, SLOTS_A)));
   log('cold: codepane B (no pool)');
-  await waitNoKernels(B, SLOTS_B);
-  R.cold.rawNoPool = await pick('cold codepane B', () => coldRaw(B, () => waitNoKernels(B, SLOTS_B)));
+  await waitNoKernels(B);
+  R.cold.rawNoPool = await pick('cold codepane B', () => coldRaw(B, () => waitNoKernels(B)));
   for (const J of [J0, J1]) {
     log(`cold: ${J.label}`);
     R.cold[J.label] = await pick(`cold ${J.label}`, () => coldJupyter(J));
@@ -752,7 +717,7 @@ async function main() {
       await waitIdle(jpid);
       await sleep(500);
       return {
-        codepane: memoryOf(pidsOfUid(mine.uid)),
+        codepane: memoryOf(mine.pids),
         jupyter: memoryOf([jpid]),
         codepaneServer: memoryOf([A.pid]),
         jupyterServer: memoryOf([J1.pid]),

@@ -19,13 +19,12 @@ import { builtinModules } from 'node:module';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { gzipSync } from 'node:zlib';
 
 import * as esbuild from 'esbuild';
 
+import { CLIENT_FILES, gzipSize } from '../scripts/size.mjs';
+
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-/** What a browser loads for the client core (the package's default export condition). */
-const CODEPANE_FILES = ['dist/codepane.mjs', 'dist/core.wasm'];
 const E2B_PACKAGE = '@e2b/code-interpreter';
 const E2B_DIR = join(ROOT, 'build', 'bench-e2b');
 const E2B_ENTRY = `import { Sandbox } from '${E2B_PACKAGE}'; globalThis.S = Sandbox;\n`;
@@ -34,14 +33,13 @@ const NPM_TIMEOUT_MS = 5 * 60 * 1000;
 const SUMMARY_NAMES = 12;
 
 const run = promisify(execFile);
-const gzip9 = (bytes) => gzipSync(bytes, { level: 9 }).length;
 
 function codepaneWeight() {
-  const files = CODEPANE_FILES.map((rel) => {
+  const files = CLIENT_FILES.map((rel) => {
     const path = join(ROOT, rel);
     if (!existsSync(path)) throw new Error(`${rel} is missing: build the client first (./build.sh client)`);
     const bytes = readFileSync(path);
-    return { name: basename(rel), raw: bytes.length, gzip: gzip9(bytes) };
+    return { name: basename(rel), raw: bytes.length, gzip: gzipSize(bytes) };
   });
   return { files, gzip: files.reduce((sum, f) => sum + f.gzip, 0) };
 }
@@ -131,7 +129,7 @@ async function e2bWeight() {
   }
   const js = out.outputFiles.filter((f) => /\.m?js$/.test(f.path) || f.path.endsWith('<stdout>'));
   const bytes = Buffer.concat((js.length ? js : out.outputFiles).map((f) => Buffer.from(f.contents)));
-  return { version, bundlesWithoutExternals, errorSummary, gzipExternalNode: gzip9(bytes), raw: bytes.length };
+  return { version, bundlesWithoutExternals, errorSummary, gzipExternalNode: gzipSize(bytes), raw: bytes.length };
 }
 
 /**

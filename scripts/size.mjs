@@ -17,7 +17,12 @@ import { gzipSync } from 'node:zlib';
 const KB = 1024;
 export const BUDGETS = { client: 16 * KB, element: 40 * KB, python: 250 * KB };
 
-const gz = (file) => gzipSync(readFileSync(file), { level: 9 }).length;
+/** What `import 'codepane'` loads in a browser, relative to the repository root. */
+export const CLIENT_FILES = ['dist/codepane.mjs', 'dist/core.wasm'];
+
+/** Gzip size (level 9) of some bytes. */
+export const gzipSize = (bytes) => gzipSync(bytes, { level: 9 }).length;
+const gz = (file) => gzipSize(readFileSync(file));
 
 function table(files, label, budget) {
   let total = 0;
@@ -76,8 +81,8 @@ if (args[0] === '--web') {
     table([page, ...sets.python.map((f) => join(sets.dist, f))], 'total', BUDGETS.python);
   }
 } else if (args[0] === '--client') {
-  const dist = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
-  table(['codepane.mjs', 'core.wasm'].map((f) => join(dist, f)), 'total', BUDGETS.client);
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+  table(CLIENT_FILES.map((f) => join(root, f)), 'total', BUDGETS.client);
 } else if (args.length) {
   table(args, 'total');
 }

@@ -82,7 +82,8 @@ export async function releaseSession(server, session, { apiKey } = {}) {
  * exactly one slot uid's whole process set: bwrap's monitor (a child of the server), the
  * namespace's init (a child of the monitor) and the kernel's interpreter (a child of the
  * init), none a zombie or stopped. Anything else (a background process a cell left, a
- * one-off run, a dying kernel) is in `others`. */
+ * one-off run, a dying kernel) is in `others`. A kernel: {uid, pid (the interpreter's),
+ * pids (all three), lang}. */
 export function kernelProcesses(base = UID_BASE, { slots = 64, serverPid = null } = {}) {
   const byUid = new Map();
   for (const pid of readdirSync('/proc')) {
@@ -109,7 +110,12 @@ export function kernelProcesses(base = UID_BASE, { slots = 64, serverPid = null 
     try { cmdline = interp ? readFileSync(`/proc/${interp.pid}/cmdline`, 'latin1') : ''; } catch { /* gone */ }
     const ok = ps.length === 3 && interp && ps.every((p) => 'SR'.includes(p.state)) &&
       cmdline.includes('/opt/codepane/kernel/') && (serverPid === null || monitor.ppid === serverPid);
-    if (ok) kernels.push({ uid, pid: interp.pid, lang: Object.keys(KERNEL_COMM).find((l) => KERNEL_COMM[l] === interp.name) });
+    if (ok) {
+      kernels.push({
+        uid, pid: interp.pid, pids: ps.map((p) => p.pid),
+        lang: Object.keys(KERNEL_COMM).find((l) => KERNEL_COMM[l] === interp.name),
+      });
+    }
     else others.push(...ps.map((p) => `${p.pid}(${p.uid} ${p.name} ${p.state})`));
   }
   return { kernels, others };
@@ -130,7 +136,7 @@ export async function expectOnlyKernels(base = UID_BASE, { max = Infinity, ms = 
   }
 }
 
-async function freePort() {
+export async function freePort() {
   const srv = net.createServer();
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
@@ -263,11 +269,16 @@ export function streamRun(ws, code, language, { timeoutS = 60, id = invocationId
     };
     ws.on('message', onMessage);
   });
-  ws.send(JSON.stringify({
+  ws.send(runFrame(id, code, language, timeoutS));
+  return { id, done, frames };
+}
+
+/** The SDK's run_code stream request for invocation `id`, as JSON text (spec §6.2). */
+export function runFrame(id, code, language, timeoutS = 60) {
+  return JSON.stringify({
     invocationId: id, source: 'SDK', target: 'wuying_codespace',
     data: { method: 'run_code', mode: 'stream', params: { language, timeoutS, code } },
-  }));
-  return { id, done, frames };
+  });
 }
 
 function summarise(frames) {
