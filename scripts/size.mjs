@@ -22,12 +22,12 @@ export const CLIENT_FILES = ['dist/codepane.mjs', 'dist/core.wasm'];
 
 /** Gzip size (level 9) of some bytes. */
 export const gzipSize = (bytes) => gzipSync(bytes, { level: 9 }).length;
-const gz = (file) => gzipSize(readFileSync(file));
 
 function table(files, label, budget) {
   let total = 0;
   for (const file of files) {
-    const raw = readFileSync(file).length, g = gz(file);
+    const bytes = readFileSync(file);
+    const raw = bytes.length, g = gzipSize(bytes);
     total += g;
     console.log(`  ${basename(file).padEnd(34)} ${String(raw).padStart(8)} B raw  ${String(g).padStart(7)} B gzip`);
   }

@@ -18,6 +18,14 @@ const root = document.documentElement;
 const id = root.dataset.frame;
 const post = (message) => parent.postMessage({ codepaneFrame: id, ...message }, '*');
 
+// The chart's own styles, after frame.js's (a constructed sheet, as no CSP blocks one).
+const CHART_CSS = `#chart{overflow-x:auto}
+.tip{position:fixed;z-index:1;pointer-events:none;max-width:20rem;padding:.3rem .5rem;border:1px solid #8886;
+border-radius:4px;background:Canvas;color:CanvasText;font-size:12px;white-space:pre-wrap;box-shadow:0 2px 6px #0003}`;
+const sheet = new CSSStyleSheet();
+sheet.replaceSync(CHART_CSS);
+document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+
 /** A loader that refuses every URL: chart data must be inline (no network, no files). */
 async function refuseUrl(uri) {
   throw new Error(`refused ${String(uri)}: chart data must be inline`);

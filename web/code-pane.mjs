@@ -3,7 +3,6 @@
 // output panes and a status line, running through codepane-server or an AGB session the
 // site's backend hands out (docs/embedding.md). The editor (CodeMirror) and the
 // renderers of rare results load only when needed.
-import { resultText } from '../src/client/browser.mjs';
 import css from './code-pane.css';
 import { OutputView, outputCss } from './output.mjs';
 import { dropShared, sessionGone, sessionSource, sharedSession } from './sessions.mjs';
@@ -31,6 +30,7 @@ const FRAME_SCRIPTS = Object.freeze({
 
 const MAC = typeof navigator !== 'undefined' && /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent);
 const RUN_KEYS = MAC ? '⌘+Enter' : 'Ctrl+Enter';
+const RUN_SHORTCUT = MAC ? 'Meta+Enter' : 'Control+Enter';
 
 /** A short stable hash (FNV-1a, 32 bits) of a string, as 8 hex digits. */
 function hash(text) {
@@ -92,11 +92,16 @@ function adoptStyles(root) {
   return `<style>${text}</style>`;
 }
 
+/** A run that failed before it reached a session, as a result of the client's shape. */
+function failedRun(errorMessage) {
+  return { success: false, executionTime: 0, logs: { stdout: [], stderr: [] }, results: [], errorMessage };
+}
+
 const TEMPLATE = `
 <div part="root" class="cp">
   <div part="editor" class="editor"><pre part="source" class="source" tabindex="0"></pre></div>
   <div part="toolbar" class="toolbar" role="toolbar">
-    <button part="run" type="button" class="run"><span aria-hidden="true">▶</span> Run</button>
+    <button part="run" type="button" class="run" title="Run (${RUN_KEYS})" aria-keyshortcuts="${RUN_SHORTCUT}"><span aria-hidden="true">▶</span> Run</button>
     <button part="stop" type="button" disabled><span aria-hidden="true">■</span> Stop</button>
     <button part="clear" type="button">Clear</button>
     <button part="copy" type="button">Copy output</button>
@@ -194,8 +199,7 @@ export class CodePane extends HTMLElement {
   get defaultCode() { return this.#original; }
   set defaultCode(text) {
     this.#original = String(text);
-    const kept = this.readOnly ? null : store.get(this.#storeKey());
-    this.code = kept ?? this.#original;
+    this.code = this.#kept() ?? this.#original;
   }
 
   /** Seconds a run may take (the timeout attribute, default 60). */
@@ -269,11 +273,11 @@ export class CodePane extends HTMLElement {
       try {
         session = await this.#session();
       } catch (e) {
-        result = { success: false, executionTime: 0, logs: { stdout: [], stderr: [] }, results: [], errorMessage: e.message };
+        result = failedRun(e.message);
         break;
       }
       if (controller.signal.aborted) {
-        result = { success: false, executionTime: 0, logs: { stdout: [], stderr: [] }, results: [], errorMessage: 'cancelled' };
+        result = failedRun('cancelled');
         break;
       }
       const out = this.#output;
@@ -385,10 +389,15 @@ export class CodePane extends HTMLElement {
     const holder = this.querySelector('code') ?? this.querySelector('pre') ?? this.querySelector('textarea');
     const text = holder ? (holder.value ?? holder.textContent) : this.textContent;
     this.#original = dedent(text);
-    const kept = this.readOnly ? null : store.get(this.#storeKey());
+    const kept = this.#kept();
     this.#code = kept ?? this.#original;
     this.#parts.source.textContent = this.#code;
     this.#parts.reset.hidden = kept === null || kept === this.#original;
+  }
+
+  /** The edit kept for this snippet, or null (a read-only widget keeps none). */
+  #kept() {
+    return this.readOnly ? null : store.get(this.#storeKey());
   }
 
   #storeKey() {
@@ -414,8 +423,6 @@ export class CodePane extends HTMLElement {
     const p = this.#parts;
     p.language.textContent = name;
     p.toolbar.setAttribute('aria-label', `${name} code`);
-    p.run.title = `Run (${RUN_KEYS})`;
-    p.run.setAttribute('aria-keyshortcuts', MAC ? 'Meta+Enter' : 'Control+Enter');
     p.source.setAttribute('aria-label', `${name} code`);
     p.output.setAttribute('aria-label', `${name} output`);
   }
@@ -448,22 +455,21 @@ export class CodePane extends HTMLElement {
       const { createEditor } = await loadEditor();
       const source = this.#parts.source;
       const hadFocus = this.#root.activeElement === source;
+      const start = { language: this.language, readOnly: this.readOnly, dark: this.#dark() };
       const editor = await createEditor({
         parent: this.#parts.editor,
         root: this.#root,
         doc: this.#code,
-        language: this.language,
-        readOnly: this.readOnly,
-        dark: this.#dark(),
+        ...start,
         onRun: () => { this.run(); },
         onEscape: () => this.#parts.run.focus(),
         onChange: (text) => this.#edited(text),
       });
       // What changed while the editor loaded (code, language, read-only, theme).
       if (editor.code !== this.#code) editor.code = this.#code;
-      editor.setLanguage(this.language);
-      editor.setReadOnly(this.readOnly);
-      editor.setDark(this.#dark());
+      if (this.language !== start.language) editor.setLanguage(this.language);
+      if (this.readOnly !== start.readOnly) editor.setReadOnly(this.readOnly);
+      if (this.#dark() !== start.dark) editor.setDark(this.#dark());
       source.remove();
       this.#editor = editor;
       if (hadFocus || this.#wantFocus) editor.focus();

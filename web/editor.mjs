@@ -3,10 +3,10 @@
 // language's grammar lazily in turn, so a page of Python snippets loads the editor core and the
 // Python grammar and nothing else.
 //
-// Ownership: createEditor() returns a handle that owns the EditorView it mounts into `parent`;
-// the caller owns `parent` and `root` and must call destroy() before dropping them. The
-// language-support cache below is the only module state: it holds immutable extensions,
-// shared by every editor on the page.
+// Ownership: createEditor() returns a handle that owns the EditorView it mounts into `parent`
+// for the life of the element; the caller owns `parent` and `root`. The language-support
+// cache below is the only module state: it holds immutable extensions, shared by every
+// editor on the page.
 //
 // The setup is a lean subset of CodeMirror's basicSetup, chosen for a docs widget:
 // - kept: line numbers, history, bracket matching, close brackets, indent on input, syntax
@@ -79,21 +79,12 @@ const LANGUAGES = {
     load: () => import('@codemirror/legacy-modes/mode/r').then((m) => StreamLanguage.define(m.r)),
   },
 };
-const ALIASES = { py: 'python', python3: 'python', js: 'javascript', node: 'javascript', nodejs: 'javascript' };
-
-/** The languages the editor highlights, by canonical name (aliases: py, python3, js, node, nodejs). */
-export const languages = Object.freeze(Object.keys(LANGUAGES));
-
 /** @type {Map<string, Promise<import('@codemirror/state').Extension>>} */
 const loaded = new Map();
 
-function canonical(lang) {
-  const key = String(lang ?? '').trim().toLowerCase();
-  return ALIASES[key] ?? key;
-}
-
 /**
- * The extensions for one language: its grammar and its indent unit. An unknown language is
+ * The extensions for one language (canonical, as the element gives it: "python"), its
+ * grammar and its indent unit. An unknown language is
  * plain text with a 4-space indent, not an error. A failed chunk load rejects and is not
  * cached, so a later call retries.
  */
@@ -114,22 +105,21 @@ function defaultLabel(lang) {
 }
 
 /**
- * The editor's look, from the element's --cp- custom properties (they inherit into the shadow
- * root), with fallbacks for each theme. `dark` also tells CodeMirror's base theme which of its
- * own defaults to use (matching brackets, tooltips).
+ * The editor's look, from the element's palette (--fg, --bg, --muted, --border, --accent,
+ * which code-pane.css sets on the widget from the --cp-* custom properties, per theme).
+ * `dark` picks the active-line tints and tells CodeMirror's base theme which of its own
+ * defaults to use (matching brackets, tooltips).
  */
 function paneTheme(dark) {
   const c = dark
-    ? { bg: '#0d1117', fg: '#e6edf3', muted: '#9198a1', border: '#3d444d', accent: '#4493f8',
-      active: '#ffffff0f', gutterActive: '#ffffff14' }
-    : { bg: '#ffffff', fg: '#1f2328', muted: '#59636e', border: '#d1d9e0', accent: '#0969da',
-      active: '#0000000a', gutterActive: '#00000012' };
+    ? { active: '#ffffff0f', gutterActive: '#ffffff14' }
+    : { active: '#0000000a', gutterActive: '#00000012' };
   // --cp-editor-min-height lets a page give its editor more room (the playground does).
   const contentMin = `var(--cp-editor-min-height, calc(${MIN_LINES * LINE_HEIGHT}em + ${2 * PADDING_PX}px))`;
   return EditorView.theme({
     '&': {
-      color: `var(--cp-fg, ${c.fg})`,
-      backgroundColor: `var(--cp-bg, ${c.bg})`,
+      color: 'var(--fg)',
+      backgroundColor: 'var(--bg)',
       fontSize: FONT_SIZE,
       maxHeight: MAX_HEIGHT,
       // A flex or grid parent must not grow to the longest line: the editor scrolls instead.
@@ -137,7 +127,7 @@ function paneTheme(dark) {
     },
     // Replaces CodeMirror's dotted outline; inset so a parent with overflow: hidden keeps it.
     '&.cm-focused': {
-      outline: `2px solid var(--cp-accent, ${c.accent})`,
+      outline: '2px solid var(--accent)',
       outlineOffset: '-2px',
     },
     '.cm-scroller': {
@@ -146,21 +136,21 @@ function paneTheme(dark) {
       overflow: 'auto',
     },
     '.cm-content': {
-      caretColor: `var(--cp-fg, ${c.fg})`,
+      caretColor: 'var(--fg)',
       padding: `${PADDING_PX}px 0`,
       minHeight: contentMin,
     },
     '.cm-gutters': {
-      backgroundColor: `var(--cp-bg, ${c.bg})`,
-      color: `var(--cp-muted, ${c.muted})`,
-      borderRight: `1px solid var(--cp-border, ${c.border})`,
+      backgroundColor: 'var(--bg)',
+      color: 'var(--muted)',
+      borderRight: '1px solid var(--border)',
       minHeight: contentMin,
     },
     '.cm-activeLine': { backgroundColor: c.active },
-    '.cm-activeLineGutter': { backgroundColor: c.gutterActive, color: `var(--cp-fg, ${c.fg})` },
+    '.cm-activeLineGutter': { backgroundColor: c.gutterActive, color: 'var(--fg)' },
     '.cm-tooltip': {
       fontFamily: `var(--cp-mono, ${MONO_FALLBACK})`,
-      borderColor: `var(--cp-border, ${c.border})`,
+      borderColor: 'var(--border)',
     },
   }, { dark });
 }
@@ -186,19 +176,18 @@ function call(fn, arg) {
  * Mount a CodeMirror editor in `parent`. Resolves once the language's grammar has loaded (so the
  * code never shows unhighlighted); if the grammar fails to load, the editor is plain text.
  *
- * `label` is the editor's accessible name; without it the name follows the language
- * ("Python code") and setLanguage() updates it.
+ * The editor's accessible name follows the language ("Python code"); setLanguage() updates it.
  * onChange(text) is called synchronously after every change made by the user (typing, paste,
  * undo); not for the `code` setter.
  *
  * @param {{
  *   parent: Element, root?: ShadowRoot | Document, doc?: string, language?: string,
- *   readOnly?: boolean, dark?: boolean, label?: string,
+ *   readOnly?: boolean, dark?: boolean,
  *   onRun?: () => void, onEscape?: () => void, onChange?: (text: string) => void,
  * }} options
  */
 export async function createEditor({
-  parent, root, doc = '', language, readOnly = false, dark = false, label,
+  parent, root, doc = '', language, readOnly = false, dark = false,
   onRun, onEscape, onChange,
 }) {
   const languageSlot = new Compartment();
@@ -206,11 +195,9 @@ export async function createEditor({
   const readOnlySlot = new Compartment();
   const labelSlot = new Compartment();
 
-  let lang = canonical(language);
+  let lang = language;
   let languageSeq = 0;
-  let destroyed = false;
-  const labelFor = () => label ?? defaultLabel(lang);
-  const labelAttrs = () => EditorView.contentAttributes.of({ 'aria-label': labelFor() });
+  const labelAttrs = () => EditorView.contentAttributes.of({ 'aria-label': defaultLabel(lang) });
 
   const run = () => {
     if (typeof onRun !== 'function') return false;
@@ -265,7 +252,6 @@ export async function createEditor({
     },
     /** Replace the whole text (undoable with Mod-Z; works when read-only; no onChange). */
     set code(text) {
-      if (destroyed) return;
       text = String(text ?? '');
       if (text === view.state.doc.toString()) return;
       view.dispatch({
@@ -279,26 +265,20 @@ export async function createEditor({
      */
     async setLanguage(next) {
       const seq = ++languageSeq;
-      const name = canonical(next);
-      const ext = await languageSupport(name);
-      if (destroyed || seq !== languageSeq) return;
-      lang = name;
+      const ext = await languageSupport(next);
+      if (seq !== languageSeq) return;
+      lang = next;
       view.dispatch({ effects: [languageSlot.reconfigure(ext), labelSlot.reconfigure(labelAttrs())] });
     },
     setDark(on) {
-      if (!destroyed) view.dispatch({ effects: themeSlot.reconfigure(on ? DARK : LIGHT) });
+      view.dispatch({ effects: themeSlot.reconfigure(on ? DARK : LIGHT) });
     },
     /** Read-only still lets keyboard users focus, move, select and copy; only edits are blocked. */
     setReadOnly(on) {
-      if (!destroyed) view.dispatch({ effects: readOnlySlot.reconfigure(EditorState.readOnly.of(Boolean(on))) });
+      view.dispatch({ effects: readOnlySlot.reconfigure(EditorState.readOnly.of(Boolean(on))) });
     },
     focus() {
-      if (!destroyed) view.focus();
-    },
-    destroy() {
-      if (destroyed) return;
-      destroyed = true;
-      view.destroy();
+      view.focus();
     },
   };
 }

@@ -19,9 +19,6 @@ thead th{background:#8881}
 img,svg,video{max-width:100%;height:auto}
 pre,code{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace}
 math[display=block]{font-size:1.2em;margin:.3em 0}
-#chart{overflow-x:auto}
-.tip{position:fixed;z-index:1;pointer-events:none;max-width:20rem;padding:.3rem .5rem;border:1px solid #8886;
-border-radius:4px;background:Canvas;color:CanvasText;font-size:12px;white-space:pre-wrap;box-shadow:0 2px 6px #0003}
 `;
 
 const root = document.documentElement;

@@ -280,7 +280,7 @@ function formatBytes(bytes) {
   return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
 }
 
-/** A random hex id, for iframe ids and CSP nonces. */
+/** A random hex id, for iframe ids. */
 function randomId() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
@@ -564,7 +564,7 @@ class StreamView {
         this.#record.push(chunk);
       }
       parts.push(run.text);
-      chunk.runs?.push({ text: run.text, style: run.style });
+      chunk.runs?.push(run); // never changed in place (keepFirstChars replaces entries)
       this.#recordChars += run.text.length;
       this.#recordRuns++;
       this.#place(run, stream);
@@ -605,7 +605,6 @@ class StreamView {
   #headRoom(text) {
     if (this.#headLines >= LIMITS.headLines) return 0;
     const chars = Math.max(0, LIMITS.headChars - this.#head.chars);
-    if (text.length <= chars && countLines(text) < LIMITS.headLines - this.#headLines) return text.length;
     const byLines = afterLineBreaks(text, LIMITS.headLines - this.#headLines);
     if (byLines <= chars) return byLines;
     if (chars === 0) return 0;
@@ -959,7 +958,6 @@ export class OutputView {
   #items = [];
   /** @type {StreamView|null} where the next stream text goes */
   #stream = null;
-  #dirty = new Set();
   #frame = 0;
   #timer = 0;
   #frameIds = new Set();
@@ -1007,7 +1005,6 @@ export class OutputView {
       this.#box.append(pre);
     }
     this.#stream.add(stream, runs);
-    this.#dirty.add(this.#stream);
     this.#schedule();
   }
 
@@ -1025,13 +1022,11 @@ export class OutputView {
     clearTimeout(this.#timer);
     this.#frame = 0;
     this.#timer = 0;
-    for (const view of this.#dirty) if (!view.render(force)) this.#dirty.delete(view);
-    if (this.#dirty.size) this.#schedule();
+    if (this.#stream?.render(force)) this.#schedule(); // more than a frame's worth
   }
 
   /** Renders what is pending now (the element calls it when a run ends). */
   flush() {
-    if (this.#stream) this.#dirty.add(this.#stream);
     this.#render(true);
   }
 
@@ -1123,18 +1118,29 @@ export class OutputView {
     return ansiPre(text, className, () => this.#textParts());
   }
 
-  /** A sandboxed frame for HTML, registered so that clear() and setDark() reach it. */
-  #sandbox(html, title) {
+  /**
+   * A sandboxed frame, registered so that clear() and setDark() reach it. Once loaded it is
+   * told the current theme (it may have changed meanwhile) and, for a chart, the spec.
+   * @returns {{iframe: HTMLIFrameElement, id: string}}
+   */
+  #openFrame(html, title, { chart } = {}) {
     if (!this.#frameScripts) throw new Error('no frame scripts were given to the output view');
+    const charting = chart !== undefined;
     const { iframe, id } = sandboxFrame(html, {
-      htmlScripts: this.#htmlScripts, dark: this.#dark, title, scripts: [this.#frameScripts.frame],
+      htmlScripts: !charting && this.#htmlScripts, dark: this.#dark, title,
+      scripts: charting ? [this.#frameScripts.frame, this.#frameScripts.chart] : [this.#frameScripts.frame],
     });
     this.#frameIds.add(id);
-    // The theme may change before the frame has loaded; tell it the current one then.
     iframe.addEventListener('load', () => {
-      iframe.contentWindow?.postMessage({ codepaneFrame: id, theme: this.#dark ? 'dark' : 'light' }, '*');
+      const theme = this.#dark ? 'dark' : 'light';
+      iframe.contentWindow?.postMessage(charting ? { codepaneFrame: id, chart, theme } : { codepaneFrame: id, theme }, '*');
     });
-    return iframe;
+    return { iframe, id };
+  }
+
+  /** A sandboxed frame for HTML (Markdown and LaTeX become HTML first). */
+  #sandbox(html, title) {
+    return this.#openFrame(html, title).iframe;
   }
 
   /**
@@ -1143,18 +1149,10 @@ export class OutputView {
    * logs (a refused URL) show under it.
    * @returns {Promise<HTMLIFrameElement>}
    */
-  #chart(box, body, chart) {
-    if (!this.#frameScripts) return Promise.reject(new Error('no frame scripts were given to the output view'));
-    const { iframe, id } = sandboxFrame('<div id="chart"></div>', {
-      htmlScripts: false, dark: this.#dark, title: 'Chart',
-      scripts: [this.#frameScripts.frame, this.#frameScripts.chart],
-    });
-    this.#frameIds.add(id);
+  async #chart(box, body, chart) {
+    const { iframe, id } = this.#openFrame('<div id="chart"></div>', 'Chart', { chart });
     // Out of the flow and unseen until drawn (at the body's width, which Vega sizes from).
     Object.assign(iframe.style, { position: 'absolute', top: '0', visibility: 'hidden' });
-    iframe.addEventListener('load', () => {
-      iframe.contentWindow?.postMessage({ codepaneFrame: id, chart, theme: this.#dark ? 'dark' : 'light' }, '*');
-    });
     return new Promise((resolve, reject) => {
       chartReports.set(id, (data) => {
         if (data.chartDrawn) {
@@ -1206,7 +1204,6 @@ export class OutputView {
     clearTimeout(this.#timer);
     this.#frame = 0;
     this.#timer = 0;
-    this.#dirty.clear();
     for (const id of this.#frameIds) {
       frames.delete(id);
       chartReports.delete(id);

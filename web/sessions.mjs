@@ -46,8 +46,8 @@ function track(p) {
 }
 
 /**
- * The session for a widget: the page's shared one for its source, or (isolated) the
- * widget's own, which the caller keeps and closes.
+ * The page's shared session for a source (an isolated widget opens its own instead, in
+ * code-pane.mjs, and closes it itself).
  * @returns {Promise<import('../src/client/codepane.d.ts').Session>}
  */
 export function sharedSession(source) {
