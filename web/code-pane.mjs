@@ -127,7 +127,8 @@ export class CodePane extends HTMLElement {
   #isolated = null;     // Promise<Session> of an isolated widget
   #saveTimer = 0;
   #visibility = null;
-  #darkQuery = null;
+  /** The reader's colour-scheme preference, followed while the widget is in a document. */
+  #darkQuery = matchMedia('(prefers-color-scheme: dark)');
   lastResult = null;
 
   constructor() {
@@ -152,6 +153,9 @@ export class CodePane extends HTMLElement {
   connectedCallback() {
     if (!this.#original) this.#takeCode();
     this.#label();
+    // Added again when the widget moves (disconnected, then connected): the same function,
+    // so never twice.
+    this.#darkQuery.addEventListener('change', this.#onSchemeChange);
     this.#applyTheme();
     const mode = this.getAttribute('editor') || 'lazy';
     if (mode === 'eager') this.#startEditor(false);
@@ -168,7 +172,7 @@ export class CodePane extends HTMLElement {
 
   disconnectedCallback() {
     this.#visibility?.disconnect();
-    this.#darkQuery?.removeEventListener('change', this.#onSchemeChange);
+    this.#darkQuery.removeEventListener('change', this.#onSchemeChange);
   }
 
   attributeChangedCallback(name) {
@@ -431,16 +435,12 @@ export class CodePane extends HTMLElement {
     const t = this.getAttribute('theme');
     if (t === 'dark') return true;
     if (t === 'light') return false;
-    return matchMedia('(prefers-color-scheme: dark)').matches;
+    return this.#darkQuery.matches;
   }
 
   #onSchemeChange = () => this.#applyTheme();
 
   #applyTheme() {
-    if (!this.#darkQuery) {
-      this.#darkQuery = matchMedia('(prefers-color-scheme: dark)');
-      this.#darkQuery.addEventListener('change', this.#onSchemeChange);
-    }
     const dark = this.#dark();
     this.#parts.root.dataset.theme = dark ? 'dark' : 'light';
     this.#output.setDark(dark);

@@ -148,3 +148,18 @@ test('session-endpoint: the widget adopts the session a site\'s backend hands ou
   assert.equal(new URL(opened[0]).pathname, new URL(handed[0].wsUrl).pathname);
   await context.close();
 });
+
+test('a widget follows the reader\'s colour scheme, also after it moved in the page', T, async () => {
+  const theme = () => page.evaluate(() => document.querySelector('#readonly').shadowRoot.querySelector('.cp').dataset.theme);
+  try {
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.waitForFunction(() => document.querySelector('#readonly').shadowRoot.querySelector('.cp').dataset.theme === 'dark');
+    // Moving an element disconnects and connects it again.
+    await page.evaluate(() => { const w = document.querySelector('#readonly'); w.parentNode.insertBefore(w, w.parentNode.firstChild); });
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.waitForFunction(() => document.querySelector('#readonly').shadowRoot.querySelector('.cp').dataset.theme === 'light', null, { timeout: 5000 });
+    assert.equal(await theme(), 'light');
+  } finally {
+    await page.emulateMedia({ colorScheme: 'light' });
+  }
+});
