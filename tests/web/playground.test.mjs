@@ -17,14 +17,20 @@ let web, page;
 before(async () => {
   // 16 MiB of output per run, so that 10 MB streams whole.
   web = await startWeb({ uidBase: 65100, args: ['--max-output-bytes', '16M'] });
-  page = await web.page('/');
-  await page.waitForFunction(() => window.playgroundReady === true);
+  page = await openPlayground();
 }, { timeout: 60_000 });
 
 after(async () => {
   await web?.stop();
   assert.deepEqual(web?.problems ?? [], [], 'no console errors or page errors');
 });
+
+/** A playground page of its own (own context), once its script is ready. */
+async function openPlayground(path = '/', options = {}) {
+  const p = await web.page(path, options);
+  await p.waitForFunction(() => window.playgroundReady === true);
+  return p;
+}
 
 /** Type `code` into the playground's pane and run it with Ctrl+Enter. */
 async function typeAndRun(code) {
@@ -174,8 +180,7 @@ describe('untrusted HTML output', () => {
 });
 
 test('keyboard only: Tab to the editor, type, Esc to Run, Enter, Tab to the output and read it', T, async () => {
-  const kb = await web.page('/');
-  await kb.waitForFunction(() => window.playgroundReady === true);
+  const kb = await openPlayground('/');
   const focused = () => kb.evaluate(() => {
     let a = document.activeElement;
     while (a?.shadowRoot?.activeElement) a = a.shadowRoot.activeElement;
@@ -226,8 +231,7 @@ test('every control of the page and the widget has an accessible name', T, async
 });
 
 test('at 320 px wide nothing scrolls sideways and the controls stay usable', T, async () => {
-  const narrow = await web.page('/', { width: 320, height: 700 });
-  await narrow.waitForFunction(() => window.playgroundReady === true);
+  const narrow = await openPlayground('/', { width: 320, height: 700 });
   const widths = await narrow.evaluate(() => ({ doc: document.documentElement.scrollWidth, body: document.body.scrollWidth }));
   assert.ok(widths.doc <= 320 && widths.body <= 320, JSON.stringify(widths));
   const run = narrow.locator(`${PANE} [part=run]`);
@@ -298,8 +302,7 @@ test('Share puts the code in the URL fragment; opening the link restores it', T,
   await page.locator('#share-status').getByText('Link copied').waitFor();
   const link = await page.evaluate(() => navigator.clipboard.readText());
   assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/#/);
-  const other = await web.page(new URL(link).pathname + new URL(link).hash);
-  await other.waitForFunction(() => window.playgroundReady === true);
+  const other = await openPlayground(new URL(link).pathname + new URL(link).hash);
   assert.equal(await other.evaluate(() => document.querySelector('#pane').language), 'r');
   assert.equal(await other.evaluate(() => document.querySelector('#pane').code), 'cat("shared ✓\\n")');
   const done = await runWidget(other, PANE, () => other.click(`${PANE} [part=run]`));
@@ -310,8 +313,7 @@ test('Share puts the code in the URL fragment; opening the link restores it', T,
 test('screenshots of the playground after a plot, light and dark, go to build/screenshots', { timeout: 90_000 }, async () => {
   mkdirSync(`${ROOT}build/screenshots`, { recursive: true });
   for (const scheme of ['light', 'dark']) {
-    const p = await web.page('/', { colorScheme: scheme, width: 1100, height: 1000 });
-    await p.waitForFunction(() => window.playgroundReady === true);
+    const p = await openPlayground('/', { colorScheme: scheme, width: 1100, height: 1000 });
     await p.selectOption('#theme', scheme);
     await typeCode(p, PANE, 'import matplotlib.pyplot as plt\nplt.plot([1, 4, 2, 5])\nplt.title("codepane")\nplt.show()');
     const done = await runWidget(p, PANE, () => p.keyboard.press('Control+Enter'));
@@ -415,8 +417,7 @@ test('rare results load their renderer only when they arrive: Markdown, LaTeX, J
 });
 
 test('a chart that names a data URL is drawn without it and says so; a chart that is not a spec keeps its text', { timeout: 60_000 }, async () => {
-  const fresh = await web.page('/', { width: 1000, height: 900 });
-  await fresh.waitForFunction(() => window.playgroundReady === true);
+  const fresh = await openPlayground('/', { width: 1000, height: 900 });
   const code = [
     'from IPython.display import display',
     "spec = {'data': {'url': 'http://127.0.0.1:9/cars.json'}, 'mark': 'point',",
