@@ -18,7 +18,6 @@ const STREAM_LEAD_MS = 400;
 // The server's catalogue test C7: a loop that prints, sleeps 1 s, prints; the first line
 // must arrive at least 0.8 s before the run ends.
 const C7_LEAD_MS = 800;
-const KILL_AFTER_MS = 500;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const displays = (cell, main) => cell.events.filter((e) => e.type === 'display' && e.main === main);
@@ -292,7 +291,9 @@ describe('fresh sessions', () => {
   // Catalogue A3: what a cell printed before the kernel was killed (memory limit) is kept.
   test('text_printed_before_a_kill_is_on_fd_1', () => withOwnKernel(async (own) => {
     own.send({ op: 'exec', id: 1, code: 'for (i in 1:5) { cat(i, "\\n"); Sys.sleep(0.2) }' });
-    await sleep(KILL_AFTER_MS);
+    // Killed once two lines are out (not after a fixed time: a busy machine may start the
+    // cell late), while the loop is still running.
+    await own.until(() => own.raw.stdout.includes('2 \n'), EXIT_WITHIN_MS, 'the second line');
     own.signal('SIGKILL');
     await own.until(() => own.exited, EXIT_WITHIN_MS, 'exit after SIGKILL');
     await sleep(100); // the last bytes in the pipe
